@@ -1,0 +1,226 @@
+//! Flow → table, row, primary, secondary and hops (glb-director.md §7.1 and §7.3).
+//!
+//! The director runs this per packet, so nothing here allocates: the hash input is assembled on
+//! the stack and the hop list is a fixed array. `glb-director-cli lookup` calls the same functions,
+//! so the CLI's answer is the director's answer.
+
+use crate::binary::{BindInfo, TableFile, TableView};
+use crate::config::mask;
+use crate::hash::siphash;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// Which flow fields feed the packet hash (`hash_fields` / `alt_hash_fields` in director.conf).
+/// Never empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HashFields {
+    bits: u8,
+}
+
+impl HashFields {
+    const SRC_ADDR: u8 = 1;
+    const DST_ADDR: u8 = 2;
+    const SRC_PORT: u8 = 4;
+    const DST_PORT: u8 = 8;
+
+    /// The chosen fields; `None` when none is chosen (GLB: "must contain at least 1 field").
+    #[must_use]
+    pub fn new(src_addr: bool, dst_addr: bool, src_port: bool, dst_port: bool) -> Option<Self> {
+        let bits = u8::from(src_addr) * Self::SRC_ADDR
+            | u8::from(dst_addr) * Self::DST_ADDR
+            | u8::from(src_port) * Self::SRC_PORT
+            | u8::from(dst_port) * Self::DST_PORT;
+        (bits != 0).then_some(Self { bits })
+    }
+
+    /// Whether the source address is hashed.
+    #[must_use]
+    pub fn src_addr(self) -> bool {
+        self.bits & Self::SRC_ADDR != 0
+    }
+
+    /// Whether the destination address is hashed.
+    #[must_use]
+    pub fn dst_addr(self) -> bool {
+        self.bits & Self::DST_ADDR != 0
+    }
+
+    /// Whether the source port is hashed.
+    #[must_use]
+    pub fn src_port(self) -> bool {
+        self.bits & Self::SRC_PORT != 0
+    }
+
+    /// Whether the destination port is hashed.
+    #[must_use]
+    pub fn dst_port(self) -> bool {
+        self.bits & Self::DST_PORT != 0
+    }
+}
+
+impl Default for HashFields {
+    /// GLB's default: the source address only.
+    fn default() -> Self {
+        Self {
+            bits: Self::SRC_ADDR,
+        }
+    }
+}
+
+impl fmt::Display for HashFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = [
+            (self.src_addr(), "src_addr"),
+            (self.dst_addr(), "dst_addr"),
+            (self.src_port(), "src_port"),
+            (self.dst_port(), "dst_port"),
+        ];
+        let mut sep = "";
+        for (_, name) in names.iter().filter(|(on, _)| *on) {
+            write!(f, "{sep}{name}")?;
+            sep = "+";
+        }
+        Ok(())
+    }
+}
+
+/// The fields of a flow that hashing can use, in the client → VIP direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowKey {
+    /// Client address.
+    pub src: IpAddr,
+    /// VIP.
+    pub dst: IpAddr,
+    /// Client port (0 where the protocol has none).
+    pub src_port: u16,
+    /// VIP port (0 where the protocol has none).
+    pub dst_port: u16,
+}
+
+impl FlowKey {
+    /// SipHash-2-4 under `key` of the chosen fields, in GLB's fixed order
+    /// src_addr ‖ dst_addr ‖ src_port ‖ dst_port, network byte order (at most 36 bytes).
+    #[must_use]
+    pub fn hash(&self, key: &[u8; 16], fields: HashFields) -> u64 {
+        let mut input = [0u8; 36];
+        let mut len = 0;
+        let mut push = |bytes: &[u8]| {
+            input[len..len + bytes.len()].copy_from_slice(bytes);
+            len += bytes.len();
+        };
+        if fields.src_addr() {
+            push_addr(&mut push, self.src);
+        }
+        if fields.dst_addr() {
+            push_addr(&mut push, self.dst);
+        }
+        if fields.src_port() {
+            push(&self.src_port.to_be_bytes());
+        }
+        if fields.dst_port() {
+            push(&self.dst_port.to_be_bytes());
+        }
+        siphash(key, &input[..len])
+    }
+}
+
+fn push_addr(push: &mut impl FnMut(&[u8]), addr: IpAddr) {
+    match addr {
+        IpAddr::V4(a) => push(&a.octets()),
+        IpAddr::V6(a) => push(&a.octets()),
+    }
+}
+
+/// Up to four tunnel hops: [primary, secondary] or, with `alt_hash_fields`,
+/// [primary, secondary, alt primary, alt secondary] (duplicates kept, as GLB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hops {
+    addrs: [Ipv4Addr; 4],
+    len: usize,
+}
+
+impl Hops {
+    /// The hops in order; the first is the outer destination.
+    #[must_use]
+    pub fn as_slice(&self) -> &[Ipv4Addr] {
+        &self.addrs[..self.len]
+    }
+}
+
+/// Where a flow goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selection {
+    /// Table index.
+    pub table: usize,
+    /// The main packet hash (feeds the row and the outer UDP source port).
+    pub pkt_hash: u64,
+    /// `pkt_hash & 0xffff`.
+    pub row: u16,
+    /// Primary backend slot.
+    pub primary: usize,
+    /// Secondary backend slot.
+    pub secondary: usize,
+    /// Tunnel hops.
+    pub hops: Hops,
+}
+
+impl<'a> TableView<'a> {
+    /// Hashes `flow` and reads its row (and, with `alt`, the migration row).
+    #[must_use]
+    pub fn select(&self, flow: &FlowKey, fields: HashFields, alt: Option<HashFields>) -> Selection {
+        let pkt_hash = flow.hash(self.hash_key(), fields);
+        let row = row_of(pkt_hash);
+        let (primary, secondary) = self.row(row);
+        let mut hops = Hops {
+            addrs: [Ipv4Addr::UNSPECIFIED; 4],
+            len: 2,
+        };
+        hops.addrs[0] = self.hop(primary);
+        hops.addrs[1] = self.hop(secondary);
+        if let Some(alt) = alt {
+            let (alt_primary, alt_secondary) = self.row(row_of(flow.hash(self.hash_key(), alt)));
+            hops.addrs[2] = self.hop(alt_primary);
+            hops.addrs[3] = self.hop(alt_secondary);
+            hops.len = 4;
+        }
+        Selection {
+            table: self.index(),
+            pkt_hash,
+            row,
+            primary,
+            secondary,
+            hops,
+        }
+    }
+}
+
+fn row_of(pkt_hash: u64) -> u16 {
+    (pkt_hash & 0xffff) as u16
+}
+
+impl BindInfo {
+    /// Whether a packet to `dst`, IP protocol `proto`, destination port `port` matches this bind.
+    /// Host bits in the stored address are ignored; a reversed range (only in GLB-built files)
+    /// matches its two endpoints, as GLB's classifier does.
+    #[must_use]
+    pub fn matches(&self, dst: IpAddr, proto: u8, port: u16) -> bool {
+        let in_range = if self.port_start <= self.port_end {
+            (self.port_start..=self.port_end).contains(&port)
+        } else {
+            port == self.port_start || port == self.port_end
+        };
+        self.proto == proto
+            && in_range
+            && dst.is_ipv4() == self.address.is_ipv4()
+            && mask(dst, self.prefix_len) == mask(self.address, self.prefix_len)
+    }
+}
+
+impl TableFile<'_> {
+    /// The first table, in file order, with a bind matching `dst`, `proto` and `port`.
+    #[must_use]
+    pub fn classify(&self, dst: IpAddr, proto: u8, port: u16) -> Option<usize> {
+        self.tables()
+            .position(|t| t.binds().any(|b| b.matches(dst, proto, port)))
+    }
+}
