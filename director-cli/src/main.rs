@@ -60,11 +60,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // Help and version are successes; every usage error exits 1, as GLB's CLI does.
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            };
+            return if e.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
         }
     };
     let mut out = String::new();

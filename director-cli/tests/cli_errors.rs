@@ -9,10 +9,7 @@ fn oracle() -> PathBuf {
 }
 
 fn cli(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_glb-director-cli"))
-        .args(args)
-        .output()
-        .expect("run glb-director-cli")
+    Command::new(env!("CARGO_BIN_EXE_glb-director-cli")).args(args).output().expect("run glb-director-cli")
 }
 
 /// Each GLB error case and the JSON path our message must name (what the case breaks, read from
@@ -25,10 +22,7 @@ const CASES: &[(&str, &str)] = &[
     ("e05_backend_missing_state", "tables[0].backends[1].state"),
     ("e06_backend_bad_state", "tables[0].backends[1].state"),
     ("e07_backend_malformed_ip", "tables[0].backends[1].ip"),
-    (
-        "e07b_backend_malformed_ip_and_bad_state",
-        "tables[0].backends[1].ip",
-    ),
+    ("e07b_backend_malformed_ip_and_bad_state", "tables[0].backends[1].ip"),
     ("e08_missing_binds", "tables[0].binds"),
     ("e09_bind_missing_ip", "tables[0].binds[0].ip"),
     ("e10_bind_missing_proto", "tables[0].binds[0].proto"),
@@ -69,10 +63,7 @@ fn every_error_case_is_covered() {
     on_disk.sort();
     let mut listed: Vec<String> = CASES.iter().map(|(c, _)| (*c).to_owned()).collect();
     listed.sort();
-    assert_eq!(
-        on_disk, listed,
-        "the oracle's e* cases and this test's list differ"
-    );
+    assert_eq!(on_disk, listed, "the oracle's e* cases and this test's list differ");
 }
 
 #[test]
@@ -84,36 +75,19 @@ fn error_cases_exit_1_name_the_path_and_leave_the_destination_alone() {
         let existing = tmp.path().join(format!("{case}.bin"));
         let before = format!("previous table for {case}\n").into_bytes();
         std::fs::write(&existing, &before).expect("write old destination");
-        let out = cli(&[
-            "build-config".as_ref(),
-            src.as_os_str(),
-            existing.as_os_str(),
-        ]);
+        let out = cli(&["build-config".as_ref(), src.as_os_str(), existing.as_os_str()]);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{case}: exit status; stderr: {stderr}"
-        );
+        assert_eq!(out.status.code(), Some(1), "{case}: exit status; stderr: {stderr}");
         let named = stderr.lines().any(|l| {
             l.starts_with("error: ")
-                && (l.contains(&format!(": {path}: "))
-                    || (path.starts_with("line") && l.contains(path)))
+                && (l.contains(&format!(": {path}: ")) || (path.starts_with("line") && l.contains(path)))
         });
         assert!(named, "{case}: no error line naming {path}:\n{stderr}");
-        assert_eq!(
-            std::fs::read(&existing).expect("old destination"),
-            before,
-            "{case}: destination changed"
-        );
+        assert_eq!(std::fs::read(&existing).expect("old destination"), before, "{case}: destination changed");
         // …and a missing destination must stay missing.
         let fresh = tmp.path().join(format!("{case}.new.bin"));
         let out = cli(&["build-config".as_ref(), src.as_os_str(), fresh.as_os_str()]);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{case}: exit status (fresh destination)"
-        );
+        assert_eq!(out.status.code(), Some(1), "{case}: exit status (fresh destination)");
         assert!(!fresh.exists(), "{case}: a destination was created");
     }
     let expected: Vec<String> = {
@@ -121,52 +95,30 @@ fn error_cases_exit_1_name_the_path_and_leave_the_destination_alone() {
         v.sort();
         v
     };
-    assert_eq!(
-        dir_entries(tmp.path()),
-        expected,
-        "temporary files or stray outputs remain"
-    );
+    assert_eq!(dir_entries(tmp.path()), expected, "temporary files or stray outputs remain");
 }
 
 #[test]
 fn write_failures_exit_1_and_leave_no_temporary_file() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/oracle/tables/upstream_table.json");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/oracle/tables/upstream_table.json");
     // Destination directory does not exist.
     let missing = tmp.path().join("no-such-dir/table.bin");
-    let out = cli(&[
-        "build-config".as_ref(),
-        src.as_os_str(),
-        missing.as_os_str(),
-    ]);
+    let out = cli(&["build-config".as_ref(), src.as_os_str(), missing.as_os_str()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot create a temporary file"));
     // Destination is a directory: the rename fails after the temporary file was written.
     let dir_dst = tmp.path().join("occupied");
     std::fs::create_dir(&dir_dst).expect("mkdir");
     std::fs::write(dir_dst.join("keep"), b"x").expect("file in dir");
-    let out = cli(&[
-        "build-config".as_ref(),
-        src.as_os_str(),
-        dir_dst.as_os_str(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cli(&["build-config".as_ref(), src.as_os_str(), dir_dst.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot rename"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        dir_entries(tmp.path()),
-        ["occupied"],
-        "a temporary file was left behind"
-    );
+    assert_eq!(dir_entries(tmp.path()), ["occupied"], "a temporary file was left behind");
     // Unreadable source.
     let out = cli(&[
         "build-config".as_ref(),
@@ -181,16 +133,11 @@ fn write_failures_exit_1_and_leave_no_temporary_file() {
 fn success_replaces_the_destination_atomically_with_umask_mode() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/oracle/tables/upstream_table.json");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/oracle/tables/upstream_table.json");
     let dst = tmp.path().join("table.bin");
     std::fs::write(&dst, b"old").expect("old destination");
     let out = cli(&["build-config".as_ref(), src.as_os_str(), dst.as_os_str()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let glb = std::fs::read(src.with_extension("bin")).expect("GLB table");
     assert_eq!(std::fs::read(&dst).expect("new table"), glb);
     assert_eq!(dir_entries(tmp.path()), ["table.bin"]);
@@ -203,11 +150,7 @@ fn success_replaces_the_destination_atomically_with_umask_mode() {
         .arg(&dst)
         .output()
         .expect("run under sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mode = std::fs::metadata(&dst).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o640, "mode {mode:o}: expected 0666 & ~027");
 }
@@ -224,9 +167,6 @@ fn usage_errors_exit_1_like_glb() {
         let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
         let out = cli(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("Usage"),
-            "{args:?}"
-        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Usage"), "{args:?}");
     }
 }

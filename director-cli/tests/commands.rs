@@ -39,36 +39,20 @@ impl Run {
             stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
             stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
         };
-        assert!(
-            !run.stderr.contains("panicked"),
-            "`{args}` panicked:\n{}",
-            run.stderr
-        );
+        assert!(!run.stderr.contains("panicked"), "`{args}` panicked:\n{}", run.stderr);
         run
     }
 
     /// Asserts exit 0 and returns stdout.
     fn ok(self) -> String {
-        assert_eq!(
-            self.code, 0,
-            "expected success\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self.stdout
     }
 
     /// Asserts exit 1 with nothing on stdout and returns stderr.
     fn fails(self) -> String {
-        assert_eq!(
-            self.code, 1,
-            "expected exit 1\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        assert!(
-            self.stdout.is_empty(),
-            "a failed command printed on stdout:\n{}",
-            self.stdout
-        );
+        assert_eq!(self.code, 1, "expected exit 1\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert!(self.stdout.is_empty(), "a failed command printed on stdout:\n{}", self.stdout);
         self.stderr
     }
 }
@@ -79,11 +63,7 @@ where
     S: AsRef<std::ffi::OsStr>,
 {
     let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-    let shown = args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let shown = args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
     let output = Command::new(env!("CARGO_BIN_EXE_glb-director-cli"))
         .args(&args)
         .env_remove("RUST_LOG")
@@ -111,11 +91,7 @@ fn as_str(v: &Value) -> &str {
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|s| as_str(s).to_owned())
-        .collect()
+    v.as_array().unwrap_or_else(|| panic!("not an array: {v}")).iter().map(|s| as_str(s).to_owned()).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -208,27 +184,10 @@ fn lookup_upstream_vector_text_output() {
 #[test]
 fn lookup_upstream_vector_json_by_bind_and_by_index() {
     let t = upstream_table();
-    let by_index = cli_json([
-        "lookup",
-        path(&t),
-        "--src",
-        "10.11.12.13",
-        "--table-index",
-        "0",
-        "--json",
-    ]);
+    let by_index = cli_json(["lookup", path(&t), "--src", "10.11.12.13", "--table-index", "0", "--json"]);
     // 1.1.1.1:80/tcp is a bind of table 0 (upstream test_director_classify_v4 test_01).
-    let by_bind = cli_json([
-        "lookup",
-        path(&t),
-        "--src",
-        "10.11.12.13",
-        "--dst",
-        "1.1.1.1",
-        "--dport",
-        "80",
-        "--json",
-    ]);
+    let by_bind =
+        cli_json(["lookup", path(&t), "--src", "10.11.12.13", "--dst", "1.1.1.1", "--dport", "80", "--json"]);
     for answer in [&by_index, &by_bind] {
         assert_eq!(as_u64(&answer["table"]), 0);
         assert_eq!(as_str(&answer["hash_fields"]), "src_addr");
@@ -274,10 +233,7 @@ fn lookup_upstream_vector_src_addr_src_port_and_alt_fields() {
     let answer = cli_json(with_alt);
     assert_eq!(as_str(&answer["pkt_hash"]), "16dde057551629ea");
     assert_eq!(as_u64(&answer["row"]), 10730);
-    assert_eq!(
-        strings(&answer["hops"]),
-        ["1.2.3.4", "2.3.4.5", "3.4.5.6", "2.3.4.5"]
-    );
+    assert_eq!(strings(&answer["hops"]), ["1.2.3.4", "2.3.4.5", "3.4.5.6", "2.3.4.5"]);
 }
 
 /// upstream `tests/stub_server_tests.sh`: the stub server forces table 0 (no classification), so
@@ -291,30 +247,12 @@ fn lookup_stub_server_vectors() {
         oracle().join("tables/c23_stub_test_table_like.bin"),
     ];
     let vectors = [
-        (
-            "127.1.0.1",
-            "920d666b67911c9a",
-            7322,
-            ["1.2.3.4", "2.3.4.5"],
-        ),
-        (
-            "127.199.255.255",
-            "605677c71b0f36f6",
-            14070,
-            ["3.4.5.6", "2.3.4.5"],
-        ),
+        ("127.1.0.1", "920d666b67911c9a", 7322, ["1.2.3.4", "2.3.4.5"]),
+        ("127.199.255.255", "605677c71b0f36f6", 14070, ["3.4.5.6", "2.3.4.5"]),
     ];
     for table in &tables {
         for (src, hash, row, hops) in vectors {
-            let answer = cli_json([
-                "lookup",
-                path(&table),
-                "--src",
-                src,
-                "--table-index",
-                "0",
-                "--json",
-            ]);
+            let answer = cli_json(["lookup", path(&table), "--src", src, "--table-index", "0", "--json"]);
             assert_eq!(as_str(&answer["pkt_hash"]), hash, "{}", table.display());
             assert_eq!(as_u64(&answer["row"]), row, "{}", table.display());
             assert_eq!(strings(&answer["hops"]), hops, "{}", table.display());
@@ -334,10 +272,7 @@ fn lookup_stub_server_vectors() {
         "8888",
     ])
     .fails();
-    assert!(
-        err.contains("no bind matches tcp 127.0.0.1 port 8888"),
-        "{err}"
-    );
+    assert!(err.contains("no bind matches tcp 127.0.0.1 port 8888"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -356,10 +291,7 @@ struct Flow {
 
 fn decode_hex(hex: &str) -> Vec<u8> {
     assert!(hex.len() % 2 == 0, "odd hex length");
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digit"))
-        .collect()
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digit")).collect()
 }
 
 fn decode_flow(frame: &[u8]) -> Option<Flow> {
@@ -448,8 +380,7 @@ fn pcap_scenarios() -> Vec<Scenario> {
         .map(|dir| {
             let name = dir.file_name().unwrap().to_string_lossy().into_owned();
             let director: Value =
-                serde_json::from_str(&std::fs::read_to_string(dir.join("director.json")).unwrap())
-                    .unwrap();
+                serde_json::from_str(&std::fs::read_to_string(dir.join("director.json")).unwrap()).unwrap();
             let hash_fields = director_fields(&director, "hash_fields", Some("src_addr")).unwrap();
             let alt_hash_fields = director_fields(&director, "alt_hash_fields", None);
             let expected = std::fs::read_to_string(dir.join("expected.jsonl")).unwrap();
@@ -470,13 +401,7 @@ fn pcap_scenarios() -> Vec<Scenario> {
                     })
                 })
                 .collect();
-            Scenario {
-                name,
-                table_bin: dir.join("table.bin"),
-                hash_fields,
-                alt_hash_fields,
-                cases,
-            }
+            Scenario { name, table_bin: dir.join("table.bin"), hash_fields, alt_hash_fields, cases }
         })
         .collect()
 }
@@ -514,11 +439,7 @@ fn lookup_case(scenario: &Scenario, case: &Case, force_table: bool) -> Run {
 fn check_answer(case: &Case, answer: &Value) {
     let what = format!("{} idx {}", case.scenario, case.idx);
     assert_eq!(as_u64(&answer["table"]), case.table, "{what}: table");
-    assert_eq!(
-        as_str(&answer["pkt_hash"]),
-        case.pkt_hash,
-        "{what}: pkt_hash"
-    );
+    assert_eq!(as_str(&answer["pkt_hash"]), case.pkt_hash, "{what}: pkt_hash");
     assert_eq!(as_u64(&answer["row"]), case.row, "{what}: row");
     assert_eq!(strings(&answer["hops"]), case.hops, "{what}: hops");
 }
@@ -548,16 +469,9 @@ fn lookup_reproduces_oracle_packet_decisions() {
     let total: usize = checked.iter().map(|(_, n)| n).sum();
     assert!(total >= 200, "only {total} oracle decisions checked");
     assert!(
-        scenarios
-            .iter()
-            .any(|s| s.alt_hash_fields.is_some() && s.cases.iter().all(|c| c.hops.len() == 4))
+        scenarios.iter().any(|s| s.alt_hash_fields.is_some() && s.cases.iter().all(|c| c.hops.len() == 4))
     );
-    assert!(
-        scenarios
-            .iter()
-            .flat_map(|s| &s.cases)
-            .any(|c| c.flow.src.is_ipv6() && c.flow.proto == "udp")
-    );
+    assert!(scenarios.iter().flat_map(|s| &s.cases).any(|c| c.flow.src.is_ipv6() && c.flow.proto == "udp"));
 }
 
 /// Without --table-index, `lookup` classifies by bind like the director. Excluded: s11 (the
@@ -602,45 +516,15 @@ fn lookup_upstream(extra: &[&str]) -> Run {
 fn lookup_selects_table_by_bind() {
     // (src, dst, dport, expected table, pkt_hash, hops): hashes and hops from s01 idx 0, 4, 5, 6.
     let cases = [
-        (
-            "10.11.12.13",
-            "1.1.1.1",
-            "443",
-            0,
-            "008972f1657a5cbd",
-            ["3.4.5.6", "2.3.4.5"],
-        ),
-        (
-            "10.11.12.13",
-            "1.1.1.2",
-            "80",
-            1,
-            "008972f1657a5cbd",
-            ["6.7.8.9", "4.5.6.7"],
-        ),
-        (
-            "10.11.12.13",
-            "1.1.1.3",
-            "80",
-            1,
-            "008972f1657a5cbd",
-            ["6.7.8.9", "4.5.6.7"],
-        ),
-        (
-            "fd91:79d3:d621::1234",
-            "fdb4:98ce:52d4::42",
-            "80",
-            1,
-            "c662b55857f2198d",
-            ["5.6.7.8", "6.7.8.9"],
-        ),
+        ("10.11.12.13", "1.1.1.1", "443", 0, "008972f1657a5cbd", ["3.4.5.6", "2.3.4.5"]),
+        ("10.11.12.13", "1.1.1.2", "80", 1, "008972f1657a5cbd", ["6.7.8.9", "4.5.6.7"]),
+        ("10.11.12.13", "1.1.1.3", "80", 1, "008972f1657a5cbd", ["6.7.8.9", "4.5.6.7"]),
+        ("fd91:79d3:d621::1234", "fdb4:98ce:52d4::42", "80", 1, "c662b55857f2198d", ["5.6.7.8", "6.7.8.9"]),
     ];
     for (src, dst, dport, table, hash, hops) in cases {
         let answer: Value = serde_json::from_str(
-            &lookup_upstream(&[
-                "--src", src, "--dst", dst, "--dport", dport, "--proto", "tcp", "--json",
-            ])
-            .ok(),
+            &lookup_upstream(&["--src", src, "--dst", dst, "--dport", dport, "--proto", "tcp", "--json"])
+                .ok(),
         )
         .unwrap();
         assert_eq!(as_u64(&answer["table"]), table, "{dst}:{dport}");
@@ -656,48 +540,21 @@ fn lookup_selects_table_by_bind() {
 #[test]
 fn lookup_without_matching_bind_fails() {
     for (args, message) in [
-        (
-            ["1.1.1.1", "80", "udp"],
-            "no bind matches udp 1.1.1.1 port 80",
-        ),
-        (
-            ["1.1.1.1", "8080", "tcp"],
-            "no bind matches tcp 1.1.1.1 port 8080",
-        ),
-        (
-            ["1.1.1.9", "80", "tcp"],
-            "no bind matches tcp 1.1.1.9 port 80",
-        ),
+        (["1.1.1.1", "80", "udp"], "no bind matches udp 1.1.1.1 port 80"),
+        (["1.1.1.1", "8080", "tcp"], "no bind matches tcp 1.1.1.1 port 8080"),
+        (["1.1.1.9", "80", "tcp"], "no bind matches tcp 1.1.1.9 port 80"),
     ] {
         let [dst, dport, proto] = args;
-        let err = lookup_upstream(&[
-            "--src",
-            "10.11.12.13",
-            "--dst",
-            dst,
-            "--dport",
-            dport,
-            "--proto",
-            proto,
-        ])
-        .fails();
+        let err =
+            lookup_upstream(&["--src", "10.11.12.13", "--dst", dst, "--dport", dport, "--proto", proto])
+                .fails();
         assert!(err.contains(message), "{err}");
         assert!(err.contains("kernel"), "{err}");
     }
     // IPv6 VIP with a port it does not bind.
-    let err = lookup_upstream(&[
-        "--src",
-        "2001:db8::1",
-        "--dst",
-        "fdb4:98ce:52d4::42",
-        "--dport",
-        "81",
-    ])
-    .fails();
-    assert!(
-        err.contains("no bind matches tcp fdb4:98ce:52d4::42 port 81"),
-        "{err}"
-    );
+    let err =
+        lookup_upstream(&["--src", "2001:db8::1", "--dst", "fdb4:98ce:52d4::42", "--dport", "81"]).fails();
+    assert!(err.contains("no bind matches tcp fdb4:98ce:52d4::42 port 81"), "{err}");
 }
 
 #[test]
@@ -712,10 +569,7 @@ fn lookup_multi_table_file_needs_a_selector() {
         assert!(err.contains("--table-index"), "{err}");
     }
     let err = lookup_upstream(&["--src", "10.11.12.13", "--table-index", "2"]).fails();
-    assert!(
-        err.contains("--table-index 2") && err.contains("2 table(s)"),
-        "{err}"
-    );
+    assert!(err.contains("--table-index 2") && err.contains("2 table(s)"), "{err}");
     // A one-table file needs no selector.
     let single = oracle().join("tables/c23_stub_test_table_like.bin");
     let out = cli(["lookup", path(&single), "--src", "127.1.0.1"]).ok();
@@ -725,28 +579,12 @@ fn lookup_multi_table_file_needs_a_selector() {
 #[test]
 fn lookup_hash_field_needs_its_option() {
     for (extra, message) in [
-        (
-            &["--hash-fields", "dst_port", "--table-index", "0"][..],
-            "hashing dst_port needs --dport",
-        ),
-        (
-            &["--hash-fields", "src_addr,src_port", "--table-index", "0"],
-            "hashing src_port needs --sport",
-        ),
-        (
-            &["--hash-fields", "dst_addr", "--table-index", "0"],
-            "hashing dst_addr needs --dst",
-        ),
+        (&["--hash-fields", "dst_port", "--table-index", "0"][..], "hashing dst_port needs --dport"),
+        (&["--hash-fields", "src_addr,src_port", "--table-index", "0"], "hashing src_port needs --sport"),
+        (&["--hash-fields", "dst_addr", "--table-index", "0"], "hashing dst_addr needs --dst"),
         // The migration hash is checked too.
         (
-            &[
-                "--hash-fields",
-                "src_addr",
-                "--alt-hash-fields",
-                "src_addr,dst_port",
-                "--table-index",
-                "0",
-            ],
+            &["--hash-fields", "src_addr", "--alt-hash-fields", "src_addr,dst_port", "--table-index", "0"],
             "hashing dst_port needs --dport",
         ),
     ] {
@@ -756,15 +594,8 @@ fn lookup_hash_field_needs_its_option() {
         assert!(err.contains(message), "{args:?}: {err}");
     }
     // Mixed families cannot be a flow.
-    let err = lookup_upstream(&[
-        "--src",
-        "10.11.12.13",
-        "--dst",
-        "fdb4:98ce:52d4::42",
-        "--dport",
-        "80",
-    ])
-    .fails();
+    let err =
+        lookup_upstream(&["--src", "10.11.12.13", "--dst", "fdb4:98ce:52d4::42", "--dport", "80"]).fails();
     assert!(err.contains("same address family"), "{err}");
 }
 
@@ -848,9 +679,7 @@ fn dump_json_of_a_built_table() {
             .collect()
     };
     let owned = |v: &[(u64, &str, &str, bool)]| -> Vec<(u64, String, String, bool)> {
-        v.iter()
-            .map(|&(s, ip, st, h)| (s, ip.to_owned(), st.to_owned(), h))
-            .collect()
+        v.iter().map(|&(s, ip, st, h)| (s, ip.to_owned(), st.to_owned(), h)).collect()
     };
     assert_eq!(
         shown(t0),
@@ -916,13 +745,7 @@ fn dump_text_of_a_built_table() {
     let text = cli(["dump", path(&bin)]).ok();
     let json = dump_json(&bin);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(
-        lines[0],
-        format!(
-            "{}: GLBD version 2, 2 table(s) of 65536 rows",
-            bin.display()
-        )
-    );
+    assert_eq!(lines[0], format!("{}: GLBD version 2, 2 table(s) of 65536 rows", bin.display()));
     assert!(lines.contains(&format!("table 0: hash_key {KEY_A}").as_str()));
     assert!(lines.contains(&format!("table 1: hash_key {KEY_B}").as_str()));
     for bind in [
@@ -944,11 +767,7 @@ fn dump_text_of_a_built_table() {
                 .find(|l| l.split_whitespace().nth(1) == Some(ip))
                 .unwrap_or_else(|| panic!("no line for {ip}:\n{text}"));
             let words: Vec<&str> = line.split_whitespace().collect();
-            let health = if b["healthy"] == true {
-                "healthy"
-            } else {
-                "unhealthy"
-            };
+            let health = if b["healthy"] == true { "healthy" } else { "unhealthy" };
             assert_eq!(words[0], b["slot"].to_string(), "{line}");
             assert_eq!(words[2], as_str(&b["state"]), "{line}");
             assert_eq!(words[3], health, "{line}");
@@ -965,12 +784,8 @@ fn dump_text_of_a_built_table() {
 #[test]
 fn dump_matches_oracle_summaries() {
     // Files GLB's CLI wrote but its own director (and our loader) refuses (oracle README §5).
-    const REFUSED: [&str; 4] = [
-        "c24_zero_tables",
-        "c25_zero_backends",
-        "c27_300_backends",
-        "w01_tables_is_object",
-    ];
+    const REFUSED: [&str; 4] =
+        ["c24_zero_tables", "c25_zero_backends", "c27_300_backends", "w01_tables_is_object"];
     let mut compared = 0;
     for dir in ["tables", "cli-errors"] {
         let mut summaries: Vec<PathBuf> = std::fs::read_dir(oracle().join(dir))
@@ -985,10 +800,7 @@ fn dump_matches_oracle_summaries() {
             let bin = summary_path.with_file_name(format!("{case}.bin"));
             if REFUSED.contains(&case.as_str()) {
                 let err = cli(["dump", path(&bin)]).fails();
-                assert!(
-                    err.contains("not a valid forwarding table"),
-                    "{case}: {err}"
-                );
+                assert!(err.contains("not a valid forwarding table"), "{case}: {err}");
                 continue;
             }
             let summary: Value =
@@ -1055,11 +867,7 @@ fn compare_dump_with_summary(case: &str, dump: &Value, summary: &Value) {
                 n => panic!("{what}: state {n}"),
             };
             assert_eq!(as_str(&b["state"]), state, "{what}: {ip}");
-            assert_eq!(
-                b["healthy"],
-                Value::Bool(as_u64(&w["health"]) == 1),
-                "{what}: {ip}"
-            );
+            assert_eq!(b["healthy"], Value::Bool(as_u64(&w["health"]) == 1), "{what}: {ip}");
             assert_eq!(
                 as_u64(&b["primary_rows"]),
                 primary.get(&slot).copied().unwrap_or(0),
@@ -1089,24 +897,14 @@ fn dump_of_an_invalid_file_names_the_field() {
     std::fs::write(&short, &bytes[..1000]).unwrap();
     for args in [
         ["dump", short.to_str().unwrap(), "--json"],
-        [
-            "diff",
-            upstream_table().to_str().unwrap(),
-            short.to_str().unwrap(),
-        ],
+        ["diff", upstream_table().to_str().unwrap(), short.to_str().unwrap()],
     ] {
         let err = cli(args).fails();
-        assert!(
-            err.contains("short.bin is not a valid forwarding table"),
-            "{err}"
-        );
+        assert!(err.contains("short.bin is not a valid forwarding table"), "{err}");
     }
     let missing = dir.path().join("missing.bin");
     let err = cli(["dump", path(&missing)]).fails();
-    assert!(
-        err.contains("cannot read") && err.contains("missing.bin"),
-        "{err}"
-    );
+    assert!(err.contains("cannot read") && err.contains("missing.bin"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1164,21 +962,10 @@ fn diff_of_identical_tables_changes_nothing() {
 #[test]
 fn diff_after_removing_a_backend() {
     let dir = tempfile::tempdir().unwrap();
-    let old = build(
-        dir.path(),
-        "old",
-        &json!({ "tables": [web_table(&web_active())] }),
-    );
+    let old = build(dir.path(), "old", &json!({ "tables": [web_table(&web_active())] }));
     let removed = WEB[1];
-    let remaining: Vec<(&str, &str)> = web_active()
-        .into_iter()
-        .filter(|(ip, _)| *ip != removed)
-        .collect();
-    let new = build(
-        dir.path(),
-        "new",
-        &json!({ "tables": [web_table(&remaining)] }),
-    );
+    let remaining: Vec<(&str, &str)> = web_active().into_iter().filter(|(ip, _)| *ip != removed).collect();
+    let new = build(dir.path(), "new", &json!({ "tables": [web_table(&remaining)] }));
 
     let old_dump = dump_backends(&dump_json(&old), 0);
     let owned = as_u64(&old_dump[removed]["primary_rows"]);
@@ -1205,11 +992,7 @@ fn diff_after_removing_a_backend() {
         assert_eq!(as_u64(&b["primary_rows_lost"]), 0, "{ip} lost rows");
         let g = as_u64(&b["primary_rows_gained"]);
         assert!(g > 0, "{ip} gained nothing");
-        assert_eq!(
-            as_u64(&b["new_primary_rows"]),
-            as_u64(&b["old_primary_rows"]) + g,
-            "{ip}"
-        );
+        assert_eq!(as_u64(&b["new_primary_rows"]), as_u64(&b["old_primary_rows"]) + g, "{ip}");
         assert_eq!(b["old_primary_rows"], old_dump[*ip]["primary_rows"], "{ip}");
         assert_eq!(b["new_primary_rows"], new_dump[*ip]["primary_rows"], "{ip}");
         gained += g;
@@ -1218,10 +1001,7 @@ fn diff_after_removing_a_backend() {
 
     let text = cli(["diff", path(&old), path(&new)]).ok();
     let first = text.lines().next().unwrap();
-    assert!(
-        first.starts_with(&format!("table 0: primary changes in {owned} rows (")),
-        "{text}"
-    );
+    assert!(first.starts_with(&format!("table 0: primary changes in {owned} rows (")), "{text}");
     let line = text.lines().find(|l| l.contains(removed)).unwrap();
     assert!(line.contains("active/healthy → absent"), "{line}");
     assert!(line.contains(&format!("{owned} → 0")), "{line}");
@@ -1233,11 +1013,7 @@ fn diff_after_removing_a_backend() {
 #[test]
 fn diff_after_draining_a_backend() {
     let dir = tempfile::tempdir().unwrap();
-    let old = build(
-        dir.path(),
-        "old",
-        &json!({ "tables": [web_table(&web_active())] }),
-    );
+    let old = build(dir.path(), "old", &json!({ "tables": [web_table(&web_active())] }));
     let drained = WEB[2];
     let mut web = web_active();
     web[2].1 = "draining";
@@ -1258,35 +1034,22 @@ fn diff_after_draining_a_backend() {
     assert_eq!(as_u64(&b["primary_rows_gained"]), 0);
     assert_eq!(as_u64(&t["primary_changed"]), owned);
     assert_eq!(as_u64(&t["either_changed"]), owned);
-    let gained: u64 = t["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| as_u64(&b["primary_rows_gained"]))
-        .sum();
+    let gained: u64 =
+        t["backends"].as_array().unwrap().iter().map(|b| as_u64(&b["primary_rows_gained"])).sum();
     assert_eq!(gained, owned);
 
     let text = cli(["diff", path(&old), path(&new)]).ok();
     let line = text.lines().find(|l| l.contains(drained)).unwrap();
-    assert!(
-        line.contains("active/healthy → draining/inactive/healthy"),
-        "{line}"
-    );
+    assert!(line.contains("active/healthy → draining/inactive/healthy"), "{line}");
 }
 
 #[test]
 fn diff_reports_a_change_of_table_count() {
     let one = oracle().join("tables/c23_stub_test_table_like.bin");
     let text = cli(["diff", path(&upstream_table()), path(&one)]).ok();
-    assert!(
-        text.starts_with("table count changes from 2 to 1: only the first 1 are compared"),
-        "{text}"
-    );
+    assert!(text.starts_with("table count changes from 2 to 1: only the first 1 are compared"), "{text}");
     // c23's table 0 is upstream table 0 (the stub-server vectors above): nothing moves.
-    assert!(
-        text.contains("table 0: primary changes in 0 rows"),
-        "{text}"
-    );
+    assert!(text.contains("table 0: primary changes in 0 rows"), "{text}");
     let diff = diff_json(&upstream_table(), &one);
     assert_eq!(as_u64(&diff["old_tables"]), 2);
     assert_eq!(as_u64(&diff["new_tables"]), 1);
@@ -1297,11 +1060,7 @@ fn diff_reports_a_change_of_table_count() {
 #[test]
 fn closed_stdout_pipe_is_not_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let old = build(
-        dir.path(),
-        "old",
-        &json!({ "tables": [web_table(&web_active())] }),
-    );
+    let old = build(dir.path(), "old", &json!({ "tables": [web_table(&web_active())] }));
     let mut web = web_active();
     web[0].1 = "draining";
     let new = build(dir.path(), "new", &json!({ "tables": [web_table(&web)] }));
@@ -1396,21 +1155,14 @@ fn validate_accepts_with_warnings_and_summarises() {
     let warnings: Vec<&str> = stderr.lines().collect();
     assert_eq!(warnings.len(), 1, "{stderr}");
     assert!(warnings[0].starts_with("warning: "), "{stderr}");
-    assert!(
-        warnings[0].contains("tables[0].backends[2].healthy"),
-        "{stderr}"
-    );
+    assert!(warnings[0].contains("tables[0].backends[2].healthy"), "{stderr}");
     // Nothing is written beside the source.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 
     // An oracle input with the same warning.
     let c14 = oracle().join("tables/c14_healthy_field_missing.json");
     let run = cli(["validate", path(&c14)]);
-    assert!(
-        run.stderr.contains("tables[0].backends[0].healthy"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("tables[0].backends[0].healthy"), "{}", run.stderr);
     assert!(run.ok().contains(": OK, 1 table(s), 1 warning(s)\n"));
 }
 
@@ -1450,16 +1202,10 @@ fn validate_lists_every_error() {
         "tables[1].binds[0].ip",
         "tables[1].backends[1].healthy",
     ] {
-        assert!(
-            errors.iter().any(|l| l.contains(&format!(": {path}: "))),
-            "no error names {path}:\n{err}"
-        );
+        assert!(errors.iter().any(|l| l.contains(&format!(": {path}: "))), "no error names {path}:\n{err}");
     }
     for line in &errors {
-        assert!(
-            line.contains(": tables["),
-            "error without a JSON path: {line}"
-        );
+        assert!(line.contains(": tables["), "error without a JSON path: {line}");
         assert!(line.contains("bad.json"), "error without the file: {line}");
     }
     assert!(errors.len() >= 5, "{err}");
@@ -1468,10 +1214,7 @@ fn validate_lists_every_error() {
     let broken = dir.path().join("broken.json");
     std::fs::write(&broken, "{ \"tables\": [ ").unwrap();
     let err = cli(["validate", path(&broken)]).fails();
-    assert!(
-        err.contains("broken.json") && err.contains("invalid JSON"),
-        "{err}"
-    );
+    assert!(err.contains("broken.json") && err.contains("invalid JSON"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1490,10 +1233,7 @@ fn help_for_every_subcommand() {
         for args in [vec![sub, "--help"], vec![sub, "-h"], vec!["help", sub]] {
             let out = cli(&args).ok();
             assert!(out.contains(purpose), "{args:?}:\n{out}");
-            assert!(
-                out.contains(&format!("Usage: glb-director-cli {sub}")),
-                "{args:?}:\n{out}"
-            );
+            assert!(out.contains(&format!("Usage: glb-director-cli {sub}")), "{args:?}:\n{out}");
         }
     }
     let out = cli(["--help"]).ok();
@@ -1537,10 +1277,6 @@ fn usage_errors_exit_1() {
         let run = cli(args);
         assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
         assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
-        assert!(
-            run.stderr.contains("Usage: glb-director-cli"),
-            "{args:?}: {}",
-            run.stderr
-        );
+        assert!(run.stderr.contains("Usage: glb-director-cli"), "{args:?}: {}", run.stderr);
     }
 }

@@ -28,53 +28,17 @@ fn oracle() -> PathBuf {
 
 /// Inputs decisions.md §3 rejects: (case, the JSON path the message must name, why).
 const REJECTED: &[(&str, &str, &str)] = &[
-    (
-        "c08_port_ranges",
-        "tables[0].binds[2].port_end",
-        "reversed port range 300..250",
-    ),
-    (
-        "c10_ipv6_backends",
-        "tables[0].backends[0].ip",
-        "IPv6 backend",
-    ),
+    ("c08_port_ranges", "tables[0].binds[2].port_end", "reversed port range 300..250"),
+    ("c10_ipv6_backends", "tables[0].backends[0].ip", "IPv6 backend"),
     ("c24_zero_tables", "tables", "zero tables"),
-    (
-        "c25_zero_backends",
-        "tables[0].backends",
-        "no backend at all",
-    ),
-    (
-        "c27_300_backends",
-        "tables[0].backends",
-        "more than 256 backends",
-    ),
+    ("c25_zero_backends", "tables[0].backends", "no backend at all"),
+    ("c27_300_backends", "tables[0].backends", "more than 256 backends"),
     ("w01_tables_is_object", "tables", "`tables` is not an array"),
-    (
-        "w02_healthy_as_string",
-        "tables[0].backends[0].healthy",
-        "`healthy` is not a boolean",
-    ),
-    (
-        "w03_port_as_string",
-        "tables[0].binds[0].port",
-        "port is not an integer",
-    ),
-    (
-        "w04_cidr_garbage_suffix",
-        "tables[0].binds[0].ip",
-        "CIDR suffix is not a number",
-    ),
-    (
-        "w05_port_start_only",
-        "tables[0].binds[0].port_end",
-        "port_end missing (GLB reads 0: reversed)",
-    ),
-    (
-        "w07_port_float",
-        "tables[0].binds[0].port",
-        "port is not an integer",
-    ),
+    ("w02_healthy_as_string", "tables[0].backends[0].healthy", "`healthy` is not a boolean"),
+    ("w03_port_as_string", "tables[0].binds[0].port", "port is not an integer"),
+    ("w04_cidr_garbage_suffix", "tables[0].binds[0].ip", "CIDR suffix is not a number"),
+    ("w05_port_start_only", "tables[0].binds[0].port_end", "port_end missing (GLB reads 0: reversed)"),
+    ("w07_port_float", "tables[0].binds[0].port", "port is not an integer"),
 ];
 
 /// Every case with a JSON source: (name, directory).
@@ -82,15 +46,11 @@ fn cases() -> Vec<(String, PathBuf)> {
     let mut cases = Vec::new();
     for dir in ["tables", "cli-errors"] {
         let dir = oracle().join(dir);
-        let entries = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+        let entries =
+            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
         for entry in entries {
             let path = entry.expect("directory entry").path();
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_owned();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
             let Some(stem) = name.strip_suffix(".json") else {
                 continue;
             };
@@ -101,11 +61,7 @@ fn cases() -> Vec<(String, PathBuf)> {
         }
     }
     cases.sort();
-    assert!(
-        cases.len() >= 39,
-        "expected the 32 table cases and 7 w* cases, found {}",
-        cases.len()
-    );
+    assert!(cases.len() >= 39, "expected the 32 table cases and 7 w* cases, found {}", cases.len());
     cases
 }
 
@@ -128,22 +84,12 @@ fn build_config_matches_glb_except_where_decisions_differ() {
         let out = build(&src, &dst);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if let Some((_, path, why)) = REJECTED.iter().find(|(c, _, _)| *c == case) {
-            assert_eq!(
-                out.status.code(),
-                Some(1),
-                "{case} ({why}) must be rejected; stderr: {stderr}"
-            );
+            assert_eq!(out.status.code(), Some(1), "{case} ({why}) must be rejected; stderr: {stderr}");
             assert!(
-                stderr
-                    .lines()
-                    .any(|l| l.starts_with("error: ") && l.contains(&format!(": {path}: "))),
+                stderr.lines().any(|l| l.starts_with("error: ") && l.contains(&format!(": {path}: "))),
                 "{case} ({why}): no error naming {path}:\n{stderr}"
             );
-            assert!(
-                !dst.exists(),
-                "{case}: rejected input must not write {}",
-                dst.display()
-            );
+            assert!(!dst.exists(), "{case}: rejected input must not write {}", dst.display());
             report.push(format!("{case:<42} rejected ({why})"));
             continue;
         }
@@ -152,11 +98,7 @@ fn build_config_matches_glb_except_where_decisions_differ() {
         let json: Value =
             serde_json::from_str(&std::fs::read_to_string(&src).expect("source")).expect("JSON");
         let glb_path = dir.join(format!("{case}.bin"));
-        let glb = if glb_path.exists() {
-            Some(std::fs::read(&glb_path).expect("GLB table"))
-        } else {
-            None
-        };
+        let glb = if glb_path.exists() { Some(std::fs::read(&glb_path).expect("GLB table")) } else { None };
         report.push(compare_case(&case, &json, &ours, glb.as_deref()));
     }
     println!("build-config vs GLB, per case:\n{}", report.join("\n"));
@@ -165,22 +107,10 @@ fn build_config_matches_glb_except_where_decisions_differ() {
 /// Compares one built table with GLB's and returns the report line.
 fn compare_case(case: &str, json: &Value, ours: &[u8], glb: Option<&[u8]>) -> String {
     let tables = json["tables"].as_array().expect("tables array");
-    assert_eq!(
-        ours.len(),
-        HEADER + BLOCK * tables.len(),
-        "{case}: file size"
-    );
+    assert_eq!(ours.len(), HEADER + BLOCK * tables.len(), "{case}: file size");
     if let Some(glb) = glb {
-        assert_eq!(
-            ours.len(),
-            glb.len(),
-            "{case}: file size differs from GLB's"
-        );
-        assert_eq!(
-            ours[..HEADER],
-            glb[..HEADER],
-            "{case}: header differs from GLB's"
-        );
+        assert_eq!(ours.len(), glb.len(), "{case}: file size differs from GLB's");
+        assert_eq!(ours[..HEADER], glb[..HEADER], "{case}: header differs from GLB's");
     }
     let mut masked_binds = 0;
     let mut rule_rows = 0;
@@ -205,10 +135,7 @@ fn compare_case(case: &str, json: &Value, ours: &[u8], glb: Option<&[u8]>) -> St
         for r in 0..65_536u32 {
             let ours_row = row_at(ours, r);
             let expected = model.our_rule(r);
-            assert_eq!(
-                ours_row, expected,
-                "{case} table {t} row {r}: not the decisions.md §2 row"
-            );
+            assert_eq!(ours_row, expected, "{case} table {t} row {r}: not the decisions.md §2 row");
             let Some(glb) = glb else { continue };
             let glb_row = row_at(&glb[base..base + BLOCK], r);
             if glb_row != ours_row {
@@ -224,11 +151,7 @@ fn compare_case(case: &str, json: &Value, ours: &[u8], glb: Option<&[u8]>) -> St
             }
         }
     }
-    let glb_note = if glb.is_some() {
-        ""
-    } else {
-        " (no GLB binary: checked against the rule only)"
-    };
+    let glb_note = if glb.is_some() { "" } else { " (no GLB binary: checked against the rule only)" };
     format!(
         "{case:<42} built; {rule_rows} row(s) differ by decisions §2, {masked_binds} bind(s) host-masked by §3{glb_note}"
     )
@@ -285,15 +208,9 @@ impl Model {
             .enumerate()
             .filter(|(_, b)| b["state"] != "inactive")
             .map(|(slot, b)| {
-                let ip: std::net::Ipv4Addr =
-                    b["ip"].as_str().expect("ip").parse().expect("IPv4 backend");
+                let ip: std::net::Ipv4Addr = b["ip"].as_str().expect("ip").parse().expect("IPv4 backend");
                 let state = b["state"].as_str().expect("state").to_owned();
-                (
-                    u32::try_from(slot).expect("slot"),
-                    ip.octets(),
-                    state,
-                    b["healthy"] == true,
-                )
+                (u32::try_from(slot).expect("slot"), ip.octets(), state, b["healthy"] == true)
             })
             .collect();
         Self { seed, candidates }
@@ -335,10 +252,6 @@ impl Model {
         let order = self.order(r);
         let (first, second) = (order[0], order[1]);
         let first_bad = first.2 == "draining" || !first.3;
-        if first_bad && second.2 == "active" {
-            (second.0, first.0)
-        } else {
-            (first.0, second.0)
-        }
+        if first_bad && second.2 == "active" { (second.0, first.0) } else { (first.0, second.0) }
     }
 }

@@ -31,10 +31,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
+        Self { path: path.into(), message: message.into() }
     }
 
     fn under(mut self, prefix: &str) -> Self {
@@ -124,14 +121,8 @@ pub fn validate(value: &Value) -> Result<Validated, ConfigError> {
     let mut walker = Walker::default();
     let config = walker.document(value);
     match config {
-        Some(config) if walker.errors.is_empty() => Ok(Validated {
-            config,
-            warnings: walker.warnings,
-        }),
-        _ => Err(ConfigError::Invalid {
-            errors: walker.errors,
-            warnings: walker.warnings,
-        }),
+        Some(config) if walker.errors.is_empty() => Ok(Validated { config, warnings: walker.warnings }),
+        _ => Err(ConfigError::Invalid { errors: walker.errors, warnings: walker.warnings }),
     }
 }
 
@@ -156,18 +147,12 @@ impl Config {
     pub fn new(tables: Vec<Table>) -> Result<Self, Vec<Diagnostic>> {
         let mut errors = Vec::new();
         if tables.is_empty() {
-            errors.push(Diagnostic::new(
-                "tables",
-                "expected at least one table, found an empty array",
-            ));
+            errors.push(Diagnostic::new("tables", "expected at least one table, found an empty array"));
         }
         for (j, later) in tables.iter().enumerate() {
             for (b, bind) in later.binds.iter().enumerate() {
                 let clash = tables[..j].iter().enumerate().find_map(|(i, earlier)| {
-                    let a = earlier
-                        .binds
-                        .iter()
-                        .position(|other| other.overlaps(bind))?;
+                    let a = earlier.binds.iter().position(|other| other.overlaps(bind))?;
                     Some((i, a))
                 });
                 if let Some((i, a)) = clash {
@@ -182,11 +167,7 @@ impl Config {
                 }
             }
         }
-        if errors.is_empty() {
-            Ok(Self { tables })
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(Self { tables }) } else { Err(errors) }
     }
 
     /// The tables, in file order (the order of the binary's table blocks).
@@ -222,18 +203,9 @@ impl Table {
     ) -> Result<Self, Vec<Diagnostic>> {
         let mut errors = Vec::new();
         check_count(&mut errors, "binds", "bind", binds.len(), MAX_BINDS);
-        check_count(
-            &mut errors,
-            "backends",
-            "backend",
-            backends.len(),
-            MAX_BACKENDS,
-        );
+        check_count(&mut errors, "backends", "backend", backends.len(), MAX_BACKENDS);
         for (j, backend) in backends.iter().enumerate() {
-            if let Some(i) = backends[..j]
-                .iter()
-                .position(|b| b.address == backend.address)
-            {
+            if let Some(i) = backends[..j].iter().position(|b| b.address == backend.address) {
                 errors.push(Diagnostic::new(
                     format!("backends[{j}].ip"),
                     format!(
@@ -250,17 +222,7 @@ impl Table {
                  or draining, so that rows have a primary",
             ));
         }
-        if errors.is_empty() {
-            Ok(Self {
-                name,
-                hash_key,
-                seed,
-                binds,
-                backends,
-            })
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(Self { name, hash_key, seed, binds, backends }) } else { Err(errors) }
     }
 
     /// The table's `name` (used by the health checker; not stored in the binary).
@@ -296,10 +258,7 @@ impl Table {
 
 fn check_count(errors: &mut Vec<Diagnostic>, key: &str, what: &str, len: usize, max: usize) {
     if len == 0 {
-        errors.push(Diagnostic::new(
-            key,
-            format!("expected at least one {what}, found an empty array"),
-        ));
+        errors.push(Diagnostic::new(key, format!("expected at least one {what}, found an empty array")));
     } else if len > max {
         errors.push(Diagnostic::new(
             key,
@@ -376,10 +335,7 @@ impl Prefix {
     /// family's width (32 or 128).
     #[must_use]
     pub fn new(addr: IpAddr, len: u8) -> Option<Self> {
-        (len <= max_prefix_len(addr)).then(|| Self {
-            addr: mask(addr, len),
-            len,
-        })
+        (len <= max_prefix_len(addr)).then(|| Self { addr: mask(addr, len), len })
     }
 
     /// The network address (host bits clear).
@@ -419,15 +375,11 @@ pub fn max_prefix_len(addr: IpAddr) -> u8 {
 pub fn mask(addr: IpAddr, len: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
-            let keep = u32::MAX
-                .checked_shl(32 - u32::from(len.min(32)))
-                .unwrap_or(0);
+            let keep = u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0);
             IpAddr::V4(Ipv4Addr::from(u32::from(a) & keep))
         }
         IpAddr::V6(a) => {
-            let keep = u128::MAX
-                .checked_shl(128 - u32::from(len.min(128)))
-                .unwrap_or(0);
+            let keep = u128::MAX.checked_shl(128 - u32::from(len.min(128))).unwrap_or(0);
             IpAddr::V6(Ipv6Addr::from(u128::from(a) & keep))
         }
     }
@@ -450,10 +402,7 @@ impl PortRange {
     /// A single port.
     #[must_use]
     pub fn single(port: u16) -> Self {
-        Self {
-            start: port,
-            end: port,
-        }
+        Self { start: port, end: port }
     }
 
     /// First port.
@@ -569,10 +518,7 @@ impl Walker {
         let Some(top) = value.as_object() else {
             self.error(
                 "(top level)",
-                format!(
-                    "expected an object with a \"tables\" array, found {}",
-                    describe(value)
-                ),
+                format!("expected an object with a \"tables\" array, found {}", describe(value)),
             );
             return None;
         };
@@ -582,17 +528,11 @@ impl Walker {
             return None;
         };
         let Some(tables) = tables.as_array() else {
-            self.error(
-                "tables",
-                format!("expected an array of tables, found {}", describe(tables)),
-            );
+            self.error("tables", format!("expected an array of tables, found {}", describe(tables)));
             return None;
         };
-        let tables: Vec<Option<Table>> = tables
-            .iter()
-            .enumerate()
-            .map(|(i, t)| self.table(&format!("tables[{i}]"), t))
-            .collect();
+        let tables: Vec<Option<Table>> =
+            tables.iter().enumerate().map(|(i, t)| self.table(&format!("tables[{i}]"), t)).collect();
         let tables: Option<Vec<Table>> = tables.into_iter().collect();
         // Cross-table checks only make sense once every table is valid on its own.
         match Config::new(tables.unwrap_or_default()) {
@@ -609,10 +549,7 @@ impl Walker {
 
     fn table(&mut self, path: &str, value: &Value) -> Option<Table> {
         let Some(obj) = value.as_object() else {
-            self.error(
-                path,
-                format!("expected a table object, found {}", describe(value)),
-            );
+            self.error(path, format!("expected a table object, found {}", describe(value)));
             return None;
         };
         self.typos(path, obj, TABLE_KEYS);
@@ -620,10 +557,7 @@ impl Walker {
             None => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
-                self.error(
-                    format!("{path}.name"),
-                    format!("expected a string, found {}", describe(other)),
-                );
+                self.error(format!("{path}.name"), format!("expected a string, found {}", describe(other)));
                 None
             }
         };
@@ -635,8 +569,7 @@ impl Walker {
         match Table::new(name, hash_key, seed, binds, backends) {
             Ok(table) => Some(table),
             Err(errors) => {
-                self.errors
-                    .extend(errors.into_iter().map(|d| d.under(path)));
+                self.errors.extend(errors.into_iter().map(|d| d.under(path)));
                 None
             }
         }
@@ -653,27 +586,15 @@ impl Walker {
     ) -> Option<Vec<T>> {
         let path = format!("{path}.{key}");
         let Some(value) = obj.get(key) else {
-            self.error(
-                path,
-                format!("missing; expected an array of {what} objects"),
-            );
+            self.error(path, format!("missing; expected an array of {what} objects"));
             return None;
         };
         let Some(items) = value.as_array() else {
-            self.error(
-                path,
-                format!(
-                    "expected an array of {what} objects, found {}",
-                    describe(value)
-                ),
-            );
+            self.error(path, format!("expected an array of {what} objects, found {}", describe(value)));
             return None;
         };
-        let parsed: Vec<Option<T>> = items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| item(self, &format!("{path}[{i}]"), v))
-            .collect();
+        let parsed: Vec<Option<T>> =
+            items.iter().enumerate().map(|(i, v)| item(self, &format!("{path}[{i}]"), v)).collect();
         parsed.into_iter().collect()
     }
 
@@ -708,19 +629,11 @@ impl Walker {
 
     fn bind(&mut self, path: &str, value: &Value) -> Option<Bind> {
         let Some(obj) = value.as_object() else {
-            self.error(
-                path,
-                format!("expected a bind object, found {}", describe(value)),
-            );
+            self.error(path, format!("expected a bind object, found {}", describe(value)));
             return None;
         };
         self.typos(path, obj, BIND_KEYS);
-        let prefix = self.string(
-            path,
-            obj,
-            "ip",
-            "an IP address, optionally with /prefix-length",
-        );
+        let prefix = self.string(path, obj, "ip", "an IP address, optionally with /prefix-length");
         let prefix = prefix.and_then(|text| self.prefix(&format!("{path}.ip"), text));
         let proto = match self.string(path, obj, "proto", "\"tcp\" or \"udp\"") {
             Some("tcp") => Some(Protocol::Tcp),
@@ -735,11 +648,7 @@ impl Walker {
             None => None,
         };
         let ports = self.ports(path, obj);
-        Some(Bind {
-            prefix: prefix?,
-            proto: proto?,
-            ports: ports?,
-        })
+        Some(Bind { prefix: prefix?, proto: proto?, ports: ports? })
     }
 
     fn prefix(&mut self, path: &str, text: &str) -> Option<Prefix> {
@@ -757,23 +666,22 @@ impl Walker {
         let max = max_prefix_len(addr);
         let len = match len_text {
             None => max,
-            Some(l) => {
-                match l.parse::<u8>() {
-                    Ok(len) if len <= max && l.bytes().all(|b| b.is_ascii_digit()) => len,
-                    _ => {
-                        self.error(path, format!("expected a prefix length 0..={max} after '/', found {l:?} in {text:?}"));
-                        return None;
-                    }
+            Some(l) => match l.parse::<u8>() {
+                Ok(len) if len <= max && l.bytes().all(|b| b.is_ascii_digit()) => len,
+                _ => {
+                    self.error(
+                        path,
+                        format!("expected a prefix length 0..={max} after '/', found {l:?} in {text:?}"),
+                    );
+                    return None;
                 }
-            }
+            },
         };
         let prefix = Prefix::new(addr, len)?;
         if prefix.addr() != addr {
             self.warn(
                 path,
-                format!(
-                    "host bits are set in {text:?}; using {prefix} (the director ignores host bits)"
-                ),
+                format!("host bits are set in {text:?}; using {prefix} (the director ignores host bits)"),
             );
         }
         Some(prefix)
@@ -784,19 +692,13 @@ impl Walker {
             let port = self.port(path, obj, "port");
             for ignored in ["port_start", "port_end"] {
                 if obj.contains_key(ignored) {
-                    self.warn(
-                        format!("{path}.{ignored}"),
-                        "ignored because \"port\" is set (as GLB does)",
-                    );
+                    self.warn(format!("{path}.{ignored}"), "ignored because \"port\" is set (as GLB does)");
                 }
             }
             return port.map(PortRange::single);
         }
         if !obj.contains_key("port_start") && !obj.contains_key("port_end") {
-            self.error(
-                path,
-                "missing port; expected \"port\", or \"port_start\" and \"port_end\"",
-            );
+            self.error(path, "missing port; expected \"port\", or \"port_start\" and \"port_end\"");
             return None;
         }
         let start = self.port(path, obj, "port_start");
@@ -806,9 +708,7 @@ impl Walker {
         if range.is_none() {
             self.error(
                 format!("{path}.port_end"),
-                format!(
-                    "port_end {end} is below port_start {start}; expected port_start <= port_end"
-                ),
+                format!("port_end {end} is below port_start {start}; expected port_start <= port_end"),
             );
         }
         range
@@ -829,15 +729,12 @@ impl Walker {
 
     fn backend(&mut self, path: &str, value: &Value) -> Option<Backend> {
         let Some(obj) = value.as_object() else {
-            self.error(
-                path,
-                format!("expected a backend object, found {}", describe(value)),
-            );
+            self.error(path, format!("expected a backend object, found {}", describe(value)));
             return None;
         };
         self.typos(path, obj, BACKEND_KEYS);
-        let address = self.string(path, obj, "ip", "an IPv4 address").and_then(|text| {
-            match text.parse::<IpAddr>() {
+        let address =
+            self.string(path, obj, "ip", "an IPv4 address").and_then(|text| match text.parse::<IpAddr>() {
                 Ok(IpAddr::V4(a)) => Some(a),
                 Ok(IpAddr::V6(_)) => {
                     self.error(
@@ -853,14 +750,9 @@ impl Walker {
                     self.error(format!("{path}.ip"), format!("expected an IPv4 address, found {text:?}"));
                     None
                 }
-            }
-        });
-        let state = self.string(
-            path,
-            obj,
-            "state",
-            "one of \"active\", \"filling\", \"draining\", \"inactive\"",
-        );
+            });
+        let state =
+            self.string(path, obj, "state", "one of \"active\", \"filling\", \"draining\", \"inactive\"");
         let state = state.and_then(|text| {
             let found = BackendState::ALL.iter().find(|(name, _)| *name == text).map(|&(_, s)| s);
             if found.is_none() {
@@ -873,10 +765,7 @@ impl Walker {
         });
         let healthy = match obj.get("healthy") {
             None => {
-                self.warn(
-                    format!("{path}.healthy"),
-                    "missing; read as false (unhealthy), as GLB does",
-                );
+                self.warn(format!("{path}.healthy"), "missing; read as false (unhealthy), as GLB does");
                 Some(false)
             }
             Some(Value::Bool(b)) => Some(*b),
@@ -888,11 +777,7 @@ impl Walker {
                 None
             }
         };
-        Some(Backend {
-            address: address?,
-            state: state?,
-            healthy: healthy?,
-        })
+        Some(Backend { address: address?, state: state?, healthy: healthy? })
     }
 
     /// A required string member; reports missing/wrong type with the expected form.
@@ -906,10 +791,7 @@ impl Walker {
         match obj.get(key) {
             Some(Value::String(s)) => Some(s),
             None => {
-                self.error(
-                    format!("{path}.{key}"),
-                    format!("missing; expected {expected}"),
-                );
+                self.error(format!("{path}.{key}"), format!("missing; expected {expected}"));
                 None
             }
             Some(other) => {
@@ -925,11 +807,7 @@ impl Walker {
     fn typos(&mut self, path: &str, obj: &Map<String, Value>, known: &[&str]) {
         for key in obj.keys().filter(|k| !known.contains(&k.as_str())) {
             if let Some(meant) = known.iter().find(|k| looks_like_typo(key, k)) {
-                let at = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
+                let at = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
                 self.warn(at, format!("unknown key, ignored; did you mean {meant:?}?"));
             }
         }
@@ -963,10 +841,7 @@ fn describe(value: &Value) -> String {
 /// separators, or within edit distance 2 (1 for short keys).
 fn looks_like_typo(key: &str, known: &str) -> bool {
     let norm = |s: &str| {
-        s.chars()
-            .filter(char::is_ascii_alphanumeric)
-            .map(|c| c.to_ascii_lowercase())
-            .collect::<String>()
+        s.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect::<String>()
     };
     let (a, b) = (norm(key), norm(known));
     if a == b {
@@ -996,9 +871,7 @@ mod tests {
 
     fn errors(json: &str) -> Vec<String> {
         match parse(json) {
-            Err(ConfigError::Invalid { errors, .. }) => {
-                errors.iter().map(ToString::to_string).collect()
-            }
+            Err(ConfigError::Invalid { errors, .. }) => errors.iter().map(ToString::to_string).collect(),
             other => panic!("expected validation errors, got {other:?}"),
         }
     }
@@ -1021,10 +894,7 @@ mod tests {
             r#"{"ip":"192.0.2.1","state":"Active","healthy":"true"}"#,
         );
         let errs = errors(&json);
-        let paths: Vec<&str> = errs
-            .iter()
-            .map(|e| e.split(':').next().unwrap_or(""))
-            .collect();
+        let paths: Vec<&str> = errs.iter().map(|e| e.split(':').next().unwrap_or("")).collect();
         assert_eq!(
             paths,
             [
@@ -1048,10 +918,7 @@ mod tests {
             OK_BACKEND,
         ));
         assert_eq!(errs.len(), 2, "{errs:#?}");
-        assert!(
-            errs[0]
-                .starts_with("tables[0].binds[0].port_end: port_end 250 is below port_start 300")
-        );
+        assert!(errs[0].starts_with("tables[0].binds[0].port_end: port_end 250 is below port_start 300"));
         assert!(errs[1].starts_with("tables[0].binds[1]: missing port"));
     }
 
@@ -1067,10 +934,7 @@ mod tests {
             errs[0].starts_with("tables[0].hash_key:") && errs[0].ends_with("found 30 digits"),
             "{errs:?}"
         );
-        assert!(
-            errs[1].starts_with("tables[0].seed:") && errs[1].contains("'z' at position 30"),
-            "{errs:?}"
-        );
+        assert!(errs[1].starts_with("tables[0].seed:") && errs[1].contains("'z' at position 30"), "{errs:?}");
     }
 
     #[test]
@@ -1088,8 +952,7 @@ mod tests {
                 .starts_with("tables[0].backends: every backend is inactive")
         );
         assert!(
-            errors(&one_table("", OK_BACKEND))[0]
-                .starts_with("tables[0].binds: expected at least one bind")
+            errors(&one_table("", OK_BACKEND))[0].starts_with("tables[0].binds: expected at least one bind")
         );
         let v6 = r#"{"ip":"2001:db8::1","state":"active","healthy":true}"#;
         assert!(errors(&one_table(OK_BIND, v6))[0].contains("IPv6 address"));
@@ -1098,9 +961,7 @@ mod tests {
     #[test]
     fn overlapping_binds_across_tables_are_rejected_naming_both() {
         let table = |bind: &str| {
-            format!(
-                r#"{{"hash_key":"{KEY}","seed":"{KEY}","binds":[{bind}],"backends":[{OK_BACKEND}]}}"#
-            )
+            format!(r#"{{"hash_key":"{KEY}","seed":"{KEY}","binds":[{bind}],"backends":[{OK_BACKEND}]}}"#)
         };
         let a = table(r#"{"ip":"203.0.113.0/24","proto":"tcp","port_start":80,"port_end":90}"#);
         let b = table(r#"{"ip":"203.0.113.7","proto":"tcp","port":90}"#);

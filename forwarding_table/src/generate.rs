@@ -46,21 +46,15 @@ pub fn rows(table: &Table) -> Vec<Row> {
         .iter()
         .zip(0u8..=u8::MAX)
         .filter(|(b, _)| b.state.is_candidate())
-        .map(|(b, slot)| Candidate {
-            slot,
-            address: b.address.octets(),
-            good: b.is_good(),
-        })
+        .map(|(b, slot)| Candidate { slot, address: b.address.octets(), good: b.is_good() })
         .collect();
     let mut rows = vec![Row::default(); TABLE_ENTRIES];
-    rows.par_chunks_mut(ROWS_PER_TASK)
-        .enumerate()
-        .for_each(|(task, chunk)| {
-            let base = u32::try_from(task * ROWS_PER_TASK).expect("row numbers are below 65536");
-            for (row, out) in (base..).zip(chunk.iter_mut()) {
-                *out = row_for(&candidates, &RowScorer::new(table.seed(), row));
-            }
-        });
+    rows.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(|(task, chunk)| {
+        let base = u32::try_from(task * ROWS_PER_TASK).expect("row numbers are below 65536");
+        for (row, out) in (base..).zip(chunk.iter_mut()) {
+            *out = row_for(&candidates, &RowScorer::new(table.seed(), row));
+        }
+    });
     rows
 }
 
@@ -95,24 +89,14 @@ fn row_for(candidates: &[Candidate], scorer: &RowScorer) -> Row {
         }
     }
     let slot = |r: Option<Ranked>| r.map(|r| candidates[r.index].slot);
-    let (Some(first_slot), Some(good)) = (slot(first), first_good.map(|g| &candidates[g.index]))
-    else {
+    let (Some(first_slot), Some(good)) = (slot(first), first_good.map(|g| &candidates[g.index])) else {
         // Nobody is good (or, impossibly for a validated table, nobody at all): fail open.
         let first_slot = slot(first).unwrap_or(0);
-        return Row {
-            primary: first_slot,
-            secondary: slot(second).unwrap_or(first_slot),
-        };
+        return Row { primary: first_slot, secondary: slot(second).unwrap_or(first_slot) };
     };
     if good.slot == first_slot {
-        Row {
-            primary: first_slot,
-            secondary: slot(second).unwrap_or(first_slot),
-        }
+        Row { primary: first_slot, secondary: slot(second).unwrap_or(first_slot) }
     } else {
-        Row {
-            primary: good.slot,
-            secondary: first_slot,
-        }
+        Row { primary: good.slot, secondary: first_slot }
     }
 }

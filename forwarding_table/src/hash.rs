@@ -61,14 +61,8 @@ mod tests {
     // Vectors from GLB's tests/test_rendezvous_table.py (glb-director.md §4).
     #[test]
     fn row_seeds_match_upstream_vectors() {
-        assert_eq!(
-            row_seed(&DOC_SEED, 0),
-            0x491c_53a7_2df4_c837_u64.to_be_bytes()
-        );
-        assert_eq!(
-            row_seed(&DOC_SEED, 0xffff),
-            0xf223_c0cc_6516_1620_u64.to_be_bytes()
-        );
+        assert_eq!(row_seed(&DOC_SEED, 0), 0x491c_53a7_2df4_c837_u64.to_be_bytes());
+        assert_eq!(row_seed(&DOC_SEED, 0xffff), 0xf223_c0cc_6516_1620_u64.to_be_bytes());
     }
 
     #[test]
@@ -89,10 +83,7 @@ mod tests {
         let scorer = RowScorer::new(&DOC_SEED, 77);
         let mut input = row_seed(&DOC_SEED, 77).to_vec();
         input.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
-        assert_eq!(
-            scorer.score(&input[8..]),
-            siphash(&DOC_SEED, &input).swap_bytes()
-        );
+        assert_eq!(scorer.score(&input[8..]), siphash(&DOC_SEED, &input).swap_bytes());
     }
 
     // glb-director.md §7.3: key 12345678901234561234567890123456, src 10.11.12.13 → 008972f1657a5cbd.

@@ -61,9 +61,7 @@ impl HashFields {
 impl Default for HashFields {
     /// GLB's default: the source address only.
     fn default() -> Self {
-        Self {
-            bits: Self::SRC_ADDR,
-        }
+        Self { bits: Self::SRC_ADDR }
     }
 }
 
@@ -171,10 +169,7 @@ impl<'a> TableView<'a> {
         let pkt_hash = flow.hash(self.hash_key(), fields);
         let row = row_of(pkt_hash);
         let (primary, secondary) = self.row(row);
-        let mut hops = Hops {
-            addrs: [Ipv4Addr::UNSPECIFIED; 4],
-            len: 2,
-        };
+        let mut hops = Hops { addrs: [Ipv4Addr::UNSPECIFIED; 4], len: 2 };
         hops.addrs[0] = self.hop(primary);
         hops.addrs[1] = self.hop(secondary);
         if let Some(alt) = alt {
@@ -183,14 +178,7 @@ impl<'a> TableView<'a> {
             hops.addrs[3] = self.hop(alt_secondary);
             hops.len = 4;
         }
-        Selection {
-            table: self.index(),
-            pkt_hash,
-            row,
-            primary,
-            secondary,
-            hops,
-        }
+        Selection { table: self.index(), pkt_hash, row, primary, secondary, hops }
     }
 }
 
@@ -220,7 +208,6 @@ impl TableFile<'_> {
     /// The first table, in file order, with a bind matching `dst`, `proto` and `port`.
     #[must_use]
     pub fn classify(&self, dst: IpAddr, proto: u8, port: u16) -> Option<usize> {
-        self.tables()
-            .position(|t| t.binds().any(|b| b.matches(dst, proto, port)))
+        self.tables().position(|t| t.binds().any(|b| b.matches(dst, proto, port)))
     }
 }

@@ -43,11 +43,8 @@ fn write_atomic(dst: &Path, bytes: &[u8]) -> Result<()> {
         .permissions(Permissions::from_mode(0o666))
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .context("cannot write the temporary table file")?;
-    tmp.as_file()
-        .sync_all()
-        .context("cannot fsync the temporary table file")?;
+    tmp.write_all(bytes).context("cannot write the temporary table file")?;
+    tmp.as_file().sync_all().context("cannot fsync the temporary table file")?;
     tmp.persist(dst)
         .map_err(|e| e.error)
         .with_context(|| format!("cannot rename the temporary file to {}", dst.display()))?;

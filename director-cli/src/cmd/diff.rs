@@ -56,11 +56,7 @@ struct BackendDiff {
 }
 
 fn state(b: &forwarding_table::binary::BackendInfo) -> String {
-    format!(
-        "{}/{}",
-        b.state.name(),
-        if b.healthy { "healthy" } else { "unhealthy" }
-    )
+    format!("{}/{}", b.state.name(), if b.healthy { "healthy" } else { "unhealthy" })
 }
 
 fn diff_table(old: &TableView<'_>, new: &TableView<'_>) -> TableDiff {
@@ -99,13 +95,7 @@ fn diff_table(old: &TableView<'_>, new: &TableView<'_>) -> TableDiff {
             b
         })
         .collect();
-    TableDiff {
-        index: old.index(),
-        primary_changed,
-        secondary_changed,
-        either_changed,
-        backends,
-    }
+    TableDiff { index: old.index(), primary_changed, secondary_changed, either_changed, backends }
 }
 
 /// Compares the two files table by table.
@@ -117,11 +107,7 @@ pub fn run(args: &Args, out: &mut String) -> Result<ExitCode> {
     let diff = DiffJson {
         old_tables: old.num_tables(),
         new_tables: new.num_tables(),
-        tables: old
-            .tables()
-            .zip(new.tables())
-            .map(|(o, n)| diff_table(&o, &n))
-            .collect(),
+        tables: old.tables().zip(new.tables()).map(|(o, n)| diff_table(&o, &n)).collect(),
     };
     if args.json {
         outln!(out, "{}", serde_json::to_string_pretty(&diff)?);

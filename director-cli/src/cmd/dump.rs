@@ -111,15 +111,7 @@ pub fn run(args: &Args, out: &mut String) -> Result<ExitCode> {
         outln!(out, "table {}: hash_key {}", table.index, table.hash_key);
         outln!(out, "  binds ({}):", table.binds.len());
         for b in &table.binds {
-            outln!(
-                out,
-                "    {} {}/{} ports {}-{}",
-                b.proto,
-                b.ip,
-                b.prefix_len,
-                b.port_start,
-                b.port_end
-            );
+            outln!(out, "    {} {}/{} ports {}-{}", b.proto, b.ip, b.prefix_len, b.port_start, b.port_end);
         }
         outln!(out, "  backends ({}):", table.backends.len());
         outln!(

@@ -99,22 +99,13 @@ struct BackendAnswer {
 }
 
 fn backend(table: &TableView<'_>, slot: usize) -> Result<BackendAnswer> {
-    let b = table
-        .backends()
-        .nth(slot)
-        .context("validated rows name used slots")?;
-    Ok(BackendAnswer {
-        slot,
-        ip: b.address.to_string(),
-        state: b.state.name(),
-        healthy: b.healthy,
-    })
+    let b = table.backends().nth(slot).context("validated rows name used slots")?;
+    Ok(BackendAnswer { slot, ip: b.address.to_string(), state: b.state.name(), healthy: b.healthy })
 }
 
 /// Resolves the flow and prints where it goes.
 pub fn run(args: &Args, out: &mut String) -> Result<ExitCode> {
-    let fields =
-        hash_fields(&args.hash_fields).context("--hash-fields needs at least one field")?;
+    let fields = hash_fields(&args.hash_fields).context("--hash-fields needs at least one field")?;
     let alt = hash_fields(&args.alt_hash_fields);
     for f in [fields].iter().chain(alt.iter()) {
         if f.dst_addr() && args.dst.is_none() {
@@ -138,12 +129,8 @@ pub fn run(args: &Args, out: &mut String) -> Result<ExitCode> {
     let bytes = super::read_table(&args.table)?;
     let file = super::parse_table(&args.table, &bytes)?;
     let table = choose_table(args, &file)?;
-    let flow = FlowKey {
-        src: args.src,
-        dst,
-        src_port: args.sport.unwrap_or(0),
-        dst_port: args.dport.unwrap_or(0),
-    };
+    let flow =
+        FlowKey { src: args.src, dst, src_port: args.sport.unwrap_or(0), dst_port: args.dport.unwrap_or(0) };
     let selection = table.select(&flow, fields, alt);
     let answer = Answer {
         table: selection.table,
@@ -152,12 +139,7 @@ pub fn run(args: &Args, out: &mut String) -> Result<ExitCode> {
         row: selection.row,
         primary: backend(&table, selection.primary)?,
         secondary: backend(&table, selection.secondary)?,
-        hops: selection
-            .hops
-            .as_slice()
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
+        hops: selection.hops.as_slice().iter().map(ToString::to_string).collect(),
     };
     if args.json {
         outln!(out, "{}", serde_json::to_string_pretty(&answer)?);
@@ -172,12 +154,7 @@ pub fn run(args: &Args, out: &mut String) -> Result<ExitCode> {
             )
         };
         outln!(out, "table      {}", answer.table);
-        outln!(
-            out,
-            "hash       {} = {}",
-            answer.hash_fields,
-            answer.pkt_hash
-        );
+        outln!(out, "hash       {} = {}", answer.hash_fields, answer.pkt_hash);
         outln!(out, "row        {}", answer.row);
         outln!(out, "primary    {}", show(&answer.primary));
         outln!(out, "secondary  {}", show(&answer.secondary));
@@ -190,12 +167,9 @@ pub fn run(args: &Args, out: &mut String) -> Result<ExitCode> {
 /// order, as the director), else the only table.
 fn choose_table<'a>(args: &Args, file: &TableFile<'a>) -> Result<TableView<'a>> {
     if let Some(index) = args.table_index {
-        return file.table(index).with_context(|| {
-            format!(
-                "--table-index {index}: the file has {} table(s)",
-                file.num_tables()
-            )
-        });
+        return file
+            .table(index)
+            .with_context(|| format!("--table-index {index}: the file has {} table(s)", file.num_tables()));
     }
     match (args.dst, args.dport) {
         (Some(dst), Some(dport)) => {
@@ -206,8 +180,7 @@ fn choose_table<'a>(args: &Args, file: &TableFile<'a>) -> Result<TableView<'a>> 
                     proto_name(proto)
                 )
             })?;
-            file.table(index)
-                .context("classify returns an existing table")
+            file.table(index).context("classify returns an existing table")
         }
         _ if file.num_tables() == 1 => file.table(0).context("a valid file has a table"),
         _ => bail!(

@@ -15,8 +15,7 @@ use std::path::Path;
 /// Reads and validates a source JSON file, printing every warning and error to stderr.
 /// `Ok(None)` means the file is invalid (already reported).
 pub fn load_source(src: &Path) -> Result<Option<Validated>> {
-    let text =
-        std::fs::read_to_string(src).with_context(|| format!("cannot read {}", src.display()))?;
+    let text = std::fs::read_to_string(src).with_context(|| format!("cannot read {}", src.display()))?;
     match config::parse(&text) {
         Ok(validated) => {
             print_diagnostics(src, "warning", &validated.warnings);
@@ -47,8 +46,7 @@ pub fn read_table(path: &Path) -> Result<Vec<u8>> {
 
 /// Validates a binary table read by [`read_table`].
 pub fn parse_table<'a>(path: &Path, bytes: &'a [u8]) -> Result<TableFile<'a>> {
-    TableFile::parse(bytes)
-        .with_context(|| format!("{} is not a valid forwarding table", path.display()))
+    TableFile::parse(bytes).with_context(|| format!("{} is not a valid forwarding table", path.display()))
 }
 
 /// How many rows each backend slot holds as primary and as secondary.
@@ -102,10 +100,7 @@ pub(crate) use outln;
 pub fn emit(out: &str) -> Result<()> {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+    match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
     }

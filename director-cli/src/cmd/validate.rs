@@ -12,13 +12,7 @@ pub fn run(src: &Path, out: &mut String) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let tables = validated.config.tables();
-    outln!(
-        out,
-        "{}: OK, {} table(s), {} warning(s)",
-        src.display(),
-        tables.len(),
-        validated.warnings.len()
-    );
+    outln!(out, "{}: OK, {} table(s), {} warning(s)", src.display(), tables.len(), validated.warnings.len());
     for (i, table) in tables.iter().enumerate() {
         let count = |state| table.backends().iter().filter(|b| b.state == state).count();
         let healthy = table.backends().iter().filter(|b| b.healthy).count();

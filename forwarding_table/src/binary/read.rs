@@ -43,9 +43,7 @@ pub enum BinaryError {
         found: u32,
     },
     /// Truncated or extended.
-    #[error(
-        "file is {found} bytes, expected {expected} for {num_tables} table(s) (24 + 537624 per table)"
-    )]
+    #[error("file is {found} bytes, expected {expected} for {num_tables} table(s) (24 + 537624 per table)")]
     Size {
         /// Header's table count.
         num_tables: u32,
@@ -87,39 +85,23 @@ impl<'a> TableFile<'a> {
             return Err(BinaryError::TooShort { len: bytes.len() });
         };
         if header.magic != layout::MAGIC {
-            return Err(BinaryError::Magic {
-                found: header.magic,
-            });
+            return Err(BinaryError::Magic { found: header.magic });
         }
         let fields = [
             ("version", 4, layout::VERSION, header.version.get()),
-            (
-                "number of table entries",
-                12,
-                65_536,
-                header.table_entries.get(),
-            ),
+            ("number of table entries", 12, 65_536, header.table_entries.get()),
             ("number of backends", 16, 256, header.max_num_backends.get()),
             ("number of binds", 20, 256, header.max_num_binds.get()),
         ];
         for (field, offset, expected, found) in fields {
             if found != expected {
-                return Err(BinaryError::Header {
-                    field,
-                    offset,
-                    expected,
-                    found,
-                });
+                return Err(BinaryError::Header { field, offset, expected, found });
             }
         }
         let num_tables = header.num_tables.get();
         let expected = HEADER_LEN as u64 + BLOCK_LEN as u64 * u64::from(num_tables);
         if bytes.len() as u64 != expected {
-            return Err(BinaryError::Size {
-                num_tables,
-                expected,
-                found: bytes.len(),
-            });
+            return Err(BinaryError::Size { num_tables, expected, found: bytes.len() });
         }
         if num_tables == 0 {
             return Err(BinaryError::NoTables);
@@ -144,17 +126,12 @@ impl<'a> TableFile<'a> {
     /// Table `index`, if it exists.
     #[must_use]
     pub fn table(&self, index: usize) -> Option<TableView<'a>> {
-        self.blocks
-            .get(index)
-            .map(|block| TableView { index, block })
+        self.blocks.get(index).map(|block| TableView { index, block })
     }
 
     /// All tables, in file order.
     pub fn tables(&self) -> impl ExactSizeIterator<Item = TableView<'a>> + 'a {
-        self.blocks
-            .iter()
-            .enumerate()
-            .map(|(index, block)| TableView { index, block })
+        self.blocks.iter().enumerate().map(|(index, block)| TableView { index, block })
     }
 }
 
@@ -169,18 +146,10 @@ fn validate_block(table: usize, block: &TableBlock) -> Result<(), BinaryError> {
     let num_backends = to_usize(block.num_backends.get());
     let num_binds = to_usize(block.num_binds.get());
     if !(1..=MAX_BACKENDS).contains(&num_backends) {
-        return Err(err(
-            "num_backends".into(),
-            0,
-            format!("expected 1..=256, got {num_backends}"),
-        ));
+        return Err(err("num_backends".into(), 0, format!("expected 1..=256, got {num_backends}")));
     }
     if !(1..=MAX_BINDS).contains(&num_binds) {
-        return Err(err(
-            "num_binds".into(),
-            NUM_BINDS_OFFSET,
-            format!("expected 1..=256, got {num_binds}"),
-        ));
+        return Err(err("num_binds".into(), NUM_BINDS_OFFSET, format!("expected 1..=256, got {num_binds}")));
     }
     for (i, slot) in block.binds[..num_binds].iter().enumerate() {
         let offset = BINDS_OFFSET + i * size_of::<BindSlot>();
@@ -241,10 +210,7 @@ fn validate_block(table: usize, block: &TableBlock) -> Result<(), BinaryError> {
     }
     for (r, row) in block.rows.iter().enumerate() {
         let offset = ROWS_OFFSET + r * size_of::<RowSlot>();
-        for (name, index, at) in [
-            ("primary", row.primary.get(), 0),
-            ("secondary", row.secondary.get(), 4),
-        ] {
+        for (name, index, at) in [("primary", row.primary.get(), 0), ("secondary", row.secondary.get(), 4)] {
             if to_usize(index) >= num_backends {
                 return Err(err(
                     format!("rows[{r}].{name}"),
@@ -312,10 +278,7 @@ impl<'a> TableView<'a> {
 
     /// All rows as (primary, secondary) slot indices.
     pub fn rows(&self) -> impl ExactSizeIterator<Item = (usize, usize)> + 'a {
-        self.block
-            .rows
-            .iter()
-            .map(|r| (to_usize(r.primary.get()), to_usize(r.secondary.get())))
+        self.block.rows.iter().map(|r| (to_usize(r.primary.get()), to_usize(r.secondary.get())))
     }
 
     /// The tunnel address for backend slot `index`: the first 4 bytes of its address field
@@ -406,9 +369,7 @@ fn decode(family: u32, address: &[u8; 16]) -> IpAddr {
     if family == layout::FAMILY_IPV6 {
         IpAddr::V6(Ipv6Addr::from(*address))
     } else {
-        IpAddr::V4(Ipv4Addr::new(
-            address[0], address[1], address[2], address[3],
-        ))
+        IpAddr::V4(Ipv4Addr::new(address[0], address[1], address[2], address[3]))
     }
 }
 
@@ -429,9 +390,7 @@ mod tests {
         let err = TableFile::parse(&bytes).expect_err("row 7 names slot 2 of 2");
         assert_eq!(
             err.to_string(),
-            format!(
-                "table 0: rows[7].secondary at offset {at}: backend index 2 is not below num_backends 2"
-            )
+            format!("table 0: rows[7].secondary at offset {at}: backend index 2 is not below num_backends 2")
         );
     }
 }

@@ -12,8 +12,7 @@ use zerocopy::FromBytes;
 pub fn build_binary(config: &Config) -> Vec<u8> {
     let tables = config.tables();
     let mut out = vec![0u8; layout::file_len(tables.len())];
-    let (header, blocks) =
-        FileHeader::mut_from_prefix(&mut out).expect("the buffer is sized for the header");
+    let (header, blocks) = FileHeader::mut_from_prefix(&mut out).expect("the buffer is sized for the header");
     *header = FileHeader {
         magic: layout::MAGIC,
         version: layout::VERSION.into(),
@@ -22,8 +21,7 @@ pub fn build_binary(config: &Config) -> Vec<u8> {
         max_num_backends: count(MAX_BACKENDS).into(),
         max_num_binds: count(MAX_BINDS).into(),
     };
-    let blocks =
-        <[TableBlock]>::mut_from_bytes(blocks).expect("the buffer is sized for whole table blocks");
+    let blocks = <[TableBlock]>::mut_from_bytes(blocks).expect("the buffer is sized for whole table blocks");
     for (block, table) in blocks.iter_mut().zip(tables) {
         write_table(block, table);
     }
