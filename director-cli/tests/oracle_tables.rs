@@ -17,7 +17,6 @@ use std::process::Command;
 
 const HEADER: usize = 24;
 const BLOCK: usize = 537_624;
-const BACKENDS: usize = 4;
 const BINDS: usize = 6152;
 const HASH_KEY: usize = 13_320;
 const ROWS: usize = 13_336;

@@ -344,9 +344,9 @@ impl Prefix {
         self.addr
     }
 
-    /// The prefix length.
+    /// The prefix length (0..=32 or 0..=128).
     #[must_use]
-    pub fn len(&self) -> u8 {
+    pub fn prefix_len(&self) -> u8 {
         self.len
     }
 

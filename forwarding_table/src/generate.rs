@@ -76,7 +76,7 @@ fn row_for(candidates: &[Candidate], scorer: &RowScorer) -> Row {
     let mut second: Option<Ranked> = None;
     let mut first_good: Option<Ranked> = None;
     for (index, candidate) in candidates.iter().enumerate() {
-        let score = scorer.score(&candidate.address);
+        let score = scorer.score(candidate.address);
         let ranked = Some(Ranked { index, score });
         if Ranked::beats(score, first) {
             second = first;

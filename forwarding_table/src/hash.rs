@@ -28,7 +28,7 @@ pub fn row_seed(seed: &Key, row: u32) -> [u8; 8] {
 ///
 /// The row seed is exactly one SipHash block, so it is absorbed once per row and the hasher state
 /// is copied per candidate; only the address block and finalisation run per candidate.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct RowScorer {
     after_seed: SipHasher24,
 }
@@ -42,12 +42,14 @@ impl RowScorer {
         Self { after_seed }
     }
 
-    /// The rendezvous score of a backend address (4 bytes for IPv4, 16 for IPv6); lower ranks first.
+    /// The rendezvous score of an IPv4 backend address; lower ranks first.
     #[inline]
     #[must_use]
-    pub fn score(&self, address: &[u8]) -> u64 {
-        let mut hasher = self.after_seed.clone();
-        hasher.write(address);
+    pub fn score(&self, address: [u8; 4]) -> u64 {
+        let mut hasher = self.after_seed;
+        // `write_u32(i)` appends `i.to_ne_bytes()` (the `Hasher` contract), i.e. exactly the
+        // address bytes, through siphasher's short-write path: a quarter faster than `write`.
+        hasher.write_u32(u32::from_ne_bytes(address));
         hasher.finish().swap_bytes()
     }
 }
@@ -70,7 +72,7 @@ mod tests {
         let order = |row: u32| {
             let scorer = RowScorer::new(&DOC_SEED, row);
             let mut hosts: Vec<u8> = vec![1, 2, 3, 4];
-            hosts.sort_by_key(|&h| scorer.score(&[1, 1, 1, h]));
+            hosts.sort_by_key(|&h| scorer.score([1, 1, 1, h]));
             hosts
         };
         assert_eq!(order(0), [4, 3, 2, 1]);
@@ -82,8 +84,8 @@ mod tests {
     fn scorer_equals_one_shot_hash_of_concatenation() {
         let scorer = RowScorer::new(&DOC_SEED, 77);
         let mut input = row_seed(&DOC_SEED, 77).to_vec();
-        input.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
-        assert_eq!(scorer.score(&input[8..]), siphash(&DOC_SEED, &input).swap_bytes());
+        input.extend_from_slice(&[192, 0, 2, 77]);
+        assert_eq!(scorer.score([192, 0, 2, 77]), siphash(&DOC_SEED, &input).swap_bytes());
     }
 
     // glb-director.md §7.3: key 12345678901234561234567890123456, src 10.11.12.13 → 008972f1657a5cbd.

@@ -26,10 +26,11 @@ impl HashFields {
     /// The chosen fields; `None` when none is chosen (GLB: "must contain at least 1 field").
     #[must_use]
     pub fn new(src_addr: bool, dst_addr: bool, src_port: bool, dst_port: bool) -> Option<Self> {
-        let bits = u8::from(src_addr) * Self::SRC_ADDR
-            | u8::from(dst_addr) * Self::DST_ADDR
-            | u8::from(src_port) * Self::SRC_PORT
-            | u8::from(dst_port) * Self::DST_PORT;
+        let pick = |on: bool, bit: u8| if on { bit } else { 0 };
+        let bits = pick(src_addr, Self::SRC_ADDR)
+            | pick(dst_addr, Self::DST_ADDR)
+            | pick(src_port, Self::SRC_PORT)
+            | pick(dst_port, Self::DST_PORT);
         (bits != 0).then_some(Self { bits })
     }
 

@@ -105,3 +105,37 @@ pub struct BackendHealthchecks {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp: Option<u16>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oracle(file: &str) -> String {
+        let path = format!("{}/../../shared/oracle/healthcheck/run1/{file}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+    }
+
+    // GLB's health checker wrote this file with Go's json.MarshalIndent; re-serialising our model
+    // of it must give the same bytes (key order, nulls, omitted fields, indentation).
+    #[test]
+    fn reproduces_glb_checked_json_byte_for_byte() {
+        let glb = oracle("forwarding_table.checked.json");
+        let model: ForwardingTableJson = serde_json::from_str(&glb).expect("checked JSON parses");
+        assert_eq!(serde_json::to_string_pretty(&model).expect("serialises"), glb);
+    }
+
+    // The source file has keys GLB drops and backends without `healthy`; the model reads it.
+    #[test]
+    fn reads_source_json_dropping_unknown_keys() {
+        let model: ForwardingTableJson =
+            serde_json::from_str(&oracle("forwarding_table.src.json")).expect("source JSON parses");
+        let table = &model.tables[0];
+        assert_eq!(table.name.as_deref(), Some("web"));
+        assert_eq!(table.binds[1].port_start, Some(8080));
+        assert!(!table.backends[0].healthy, "missing healthy reads as false");
+        assert_eq!(table.backends[3].healthchecks, None);
+        assert_eq!(table.backends[4].healthchecks, Some(BackendHealthchecks::default()));
+        let global = model.healthchecks.expect("global healthchecks");
+        assert_eq!((global.interval_ms, global.timeout_ms, global.trigger), (500, 200, 2));
+    }
+}

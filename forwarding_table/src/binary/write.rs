@@ -53,7 +53,7 @@ fn write_table(block: &mut TableBlock, table: &Table) {
         *slot = BindSlot {
             family: family.into(),
             address,
-            ip_bits: u16::from(bind.prefix.len()).into(),
+            ip_bits: u16::from(bind.prefix.prefix_len()).into(),
             port_start: bind.ports.start().into(),
             port_end: bind.ports.end().into(),
             proto: bind.proto.number(),
