@@ -89,9 +89,9 @@ impl<'a> TableFile<'a> {
         }
         let fields = [
             ("version", 4, layout::VERSION, header.version.get()),
-            ("number of table entries", 12, 65_536, header.table_entries.get()),
-            ("number of backends", 16, 256, header.max_num_backends.get()),
-            ("number of binds", 20, 256, header.max_num_binds.get()),
+            ("table_entries", 12, 65_536, header.table_entries.get()),
+            ("max_num_backends", 16, 256, header.max_num_backends.get()),
+            ("max_num_binds", 20, 256, header.max_num_binds.get()),
         ];
         for (field, offset, expected, found) in fields {
             if found != expected {
