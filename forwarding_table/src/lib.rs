@@ -12,20 +12,27 @@
 //! - [`lookup`]: flow fields → table, row, primary, secondary and hop list, without allocating; the
 //!   director calls it per packet and `glb-director-cli lookup` calls the same code.
 //!
+//! - [`classify`]: binds → which table owns a packet, first match in file order.
+//! - [`LoadedTable`]: an owned, validated table plus its classifier, what the director swaps in.
+//!
 //! [`hash`] holds the one SipHash-2-4 wrapper that both row generation and lookup use.
 //!
 //! This crate does no I/O beyond what the caller hands it (bytes and strings in, bytes out).
 #![warn(missing_docs)]
 
 pub mod binary;
+pub mod classify;
 pub mod config;
 pub mod generate;
 pub mod hash;
+mod loaded;
 pub mod lookup;
 pub mod model;
 
 pub use binary::{BinaryError, TableFile, TableView, build_binary};
+pub use classify::Classifier;
 pub use config::{Config, ConfigError, Diagnostic};
+pub use loaded::LoadedTable;
 pub use lookup::{FlowKey, HashFields, Hops, Selection};
 
 /// Rows in every table: GLB hashes a flow to `pkt_hash & 0xffff`.

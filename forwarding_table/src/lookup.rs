@@ -4,8 +4,7 @@
 //! the stack and the hop list is a fixed array. `glb-director-cli lookup` calls the same functions,
 //! so the CLI's answer is the director's answer.
 
-use crate::binary::{BindInfo, TableFile, TableView};
-use crate::config::mask;
+use crate::binary::TableView;
 use crate::hash::siphash;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -185,30 +184,4 @@ impl<'a> TableView<'a> {
 
 fn row_of(pkt_hash: u64) -> u16 {
     (pkt_hash & 0xffff) as u16
-}
-
-impl BindInfo {
-    /// Whether a packet to `dst`, IP protocol `proto`, destination port `port` matches this bind.
-    /// Host bits in the stored address are ignored; a reversed range (only in GLB-built files)
-    /// matches its two endpoints, as GLB's classifier does.
-    #[must_use]
-    pub fn matches(&self, dst: IpAddr, proto: u8, port: u16) -> bool {
-        let in_range = if self.port_start <= self.port_end {
-            (self.port_start..=self.port_end).contains(&port)
-        } else {
-            port == self.port_start || port == self.port_end
-        };
-        self.proto == proto
-            && in_range
-            && dst.is_ipv4() == self.address.is_ipv4()
-            && mask(dst, self.prefix_len) == mask(self.address, self.prefix_len)
-    }
-}
-
-impl TableFile<'_> {
-    /// The first table, in file order, with a bind matching `dst`, `proto` and `port`.
-    #[must_use]
-    pub fn classify(&self, dst: IpAddr, proto: u8, port: u16) -> Option<usize> {
-        self.tables().position(|t| t.binds().any(|b| b.matches(dst, proto, port)))
-    }
 }

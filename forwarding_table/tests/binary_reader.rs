@@ -749,11 +749,17 @@ fn exercise(file: &TableFile<'_>, tables: usize) {
     for view in file.tables() {
         exercise_table(&view, &flows, all);
     }
+    let classifier = forwarding_table::Classifier::new(file);
     for flow in &flows {
         for proto in [1, 6, 17] {
-            if let Some(t) = file.classify(flow.dst, proto, flow.dst_port) {
-                assert!(t < tables);
+            for port in [Some(flow.dst_port), None] {
+                if let Some(t) = classifier.transport(flow.dst, proto, port) {
+                    assert!(t < tables);
+                }
             }
+        }
+        for t in [classifier.address(flow.dst), classifier.icmp_error(flow.dst, flow.src, flow.src_port)] {
+            assert!(t.is_none_or(|t| t < tables));
         }
     }
 }

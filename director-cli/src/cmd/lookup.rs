@@ -5,7 +5,7 @@ use super::outln;
 use super::proto_name;
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
-use forwarding_table::{FlowKey, HashFields, TableFile, TableView};
+use forwarding_table::{Classifier, FlowKey, HashFields, TableFile, TableView};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -174,7 +174,7 @@ fn choose_table<'a>(args: &Args, file: &TableFile<'a>) -> Result<TableView<'a>> 
     match (args.dst, args.dport) {
         (Some(dst), Some(dport)) => {
             let proto = args.proto.number();
-            let index = file.classify(dst, proto, dport).with_context(|| {
+            let index = Classifier::new(file).transport(dst, proto, Some(dport)).with_context(|| {
                 format!(
                     "no bind matches {} {dst} port {dport}: the director would hand this packet to the kernel",
                     proto_name(proto)

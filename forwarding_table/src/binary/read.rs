@@ -117,6 +117,13 @@ impl<'a> TableFile<'a> {
         Ok(Self { blocks })
     }
 
+    /// Re-views bytes that [`Self::parse`] already accepted, without re-validating them.
+    pub(crate) fn revalidated(bytes: &'a [u8]) -> Self {
+        let blocks = <[TableBlock]>::ref_from_bytes(&bytes[HEADER_LEN..])
+            .expect("the bytes were accepted by TableFile::parse when the table was loaded");
+        Self { blocks }
+    }
+
     /// Number of tables (at least 1).
     #[must_use]
     pub fn num_tables(&self) -> usize {
