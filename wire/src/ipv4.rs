@@ -156,13 +156,21 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let header = &self.buffer.as_ref()[..self.header_len()];
         checksum::finish(checksum::sum(0, header)) == 0
     }
+}
 
+impl<'a> Packet<&'a [u8]> {
     /// The payload: from the end of the header to Total Length, or to the end of the buffer if
     /// that comes first. Bytes past Total Length (Ethernet padding) are never part of it.
-    pub fn payload(&self) -> &[u8] {
-        let data = self.buffer.as_ref();
+    pub fn payload(&self) -> &'a [u8] {
+        let data = self.buffer;
         let end = data.len().min(usize::from(self.total_len()));
         data.get(self.header_len()..end).unwrap_or(&[])
+    }
+
+    /// Everything after the header to the end of the buffer, ignoring Total Length: for a packet
+    /// quoted in an ICMP error, whose Total Length describes the original, not the quote.
+    pub fn quoted_payload(&self) -> &'a [u8] {
+        self.buffer.get(self.header_len()..).unwrap_or(&[])
     }
 }
 

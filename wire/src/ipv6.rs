@@ -96,20 +96,28 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn is_truncated(&self) -> bool {
         self.buffer.as_ref().len() < self.total_len()
     }
+}
 
-    /// The payload (extension headers included), never past Payload Length.
-    pub fn payload(&self) -> &[u8] {
-        let data = self.buffer.as_ref();
-        let end = data.len().min(self.total_len());
-        data.get(HEADER_LEN..end).unwrap_or(&[])
-    }
-
+impl<'a> Packet<&'a [u8]> {
     /// Walks the extension headers to the upper-layer header.
     ///
     /// # Errors
     /// The chain is longer than [`MAX_EXTENSION_HEADERS`] or runs past the payload.
     pub fn upper_layer(&self) -> Result<UpperLayer> {
         walk_extension_headers(self.next_header(), self.payload())
+    }
+
+    /// The payload (extension headers included), never past Payload Length.
+    pub fn payload(&self) -> &'a [u8] {
+        let data = self.buffer;
+        let end = data.len().min(self.total_len());
+        data.get(HEADER_LEN..end).unwrap_or(&[])
+    }
+
+    /// Everything after the fixed header to the end of the buffer, ignoring Payload Length: for
+    /// a packet quoted in an ICMP error.
+    pub fn quoted_payload(&self) -> &'a [u8] {
+        self.buffer.get(HEADER_LEN..).unwrap_or(&[])
     }
 }
 

@@ -100,6 +100,15 @@ impl Ports {
     pub fn parse(l4: &[u8]) -> Result<Self> {
         Ok(Self { src: be16(l4, 0).ok_or(Error)?, dst: be16(l4, 2).ok_or(Error)? })
     }
+
+    /// Reads only the source port: an ICMP error may quote just 2 bytes of the transport header,
+    /// which is enough to classify it (the quoted source is the VIP's port).
+    ///
+    /// # Errors
+    /// Fewer than 2 bytes.
+    pub fn parse_src(l4: &[u8]) -> Result<u16> {
+        be16(l4, 0).ok_or(Error)
+    }
 }
 
 #[cfg(test)]
@@ -116,5 +125,7 @@ mod tests {
         assert!(Packet::new_checked(&seg[..19]).is_err());
         assert_eq!(Ports::parse(&seg[..4]), Ok(Ports { src: 45678, dst: 80 }));
         assert!(Ports::parse(&seg[..3]).is_err());
+        assert_eq!(Ports::parse_src(&seg[..2]), Ok(45678));
+        assert!(Ports::parse_src(&seg[..1]).is_err());
     }
 }

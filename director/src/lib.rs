@@ -1,0 +1,10 @@
+//! `glb-director`: the data path of a GLB-style L4 load-balancer director.
+//!
+//! [`pipeline`] is the sans-I/O per-packet path (classify, hash, GUE-encapsulate) with GLB's
+//! exact output bytes; [`config`] reads GLB's `director.conf`; [`pcap`] runs the pipeline over a
+//! capture file, the test path that needs no NIC.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod pcap;
+pub mod pipeline;

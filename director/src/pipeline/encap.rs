@@ -1,0 +1,84 @@
+//! GUE encapsulation in place (glb-director.md §7.4): the Ethernet header is replaced by
+//! Ethernet | IPv4 | UDP | GUE + hops, written into the frame's headroom.
+//!
+//! ```text
+//! gateway MAC, local MAC, 0x0800 | 45 00 len 0000 4000 40 11 csum src hop0 |
+//! sport=0x8000|((hash^hint)&0x7fff) 19523 len csum | GUE hlen=1+H proto | 0000 00 H | hops 1..
+//! ```
+//! Everything is final when this returns: lengths, the IPv4 header checksum and the full UDP
+//! checksum (GLB computes both in software, so do we).
+
+use super::flow::{Classified, Family};
+use super::verdict::DropReason;
+use glb_wire::ip::Protocol;
+use glb_wire::{ethernet, gue, ipv4, udp};
+use std::net::Ipv4Addr;
+
+/// The director's side of the tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelEndpoint {
+    /// Destination MAC of every tunnelled frame (`outbound_gateway_mac`).
+    pub gateway_mac: ethernet::Address,
+    /// Source MAC: the port's own address.
+    pub local_mac: ethernet::Address,
+    /// Outer source address (`outbound_src_ip`).
+    pub src_ip: Ipv4Addr,
+}
+
+/// Bytes prepended for `hops` hops, beyond the Ethernet header they replace.
+#[must_use]
+pub const fn overhead(hops: usize) -> usize {
+    ipv4::HEADER_LEN + udp::HEADER_LEN + gue::FIXED_LEN + 4 * (hops - 1)
+}
+
+/// Headroom a frame needs before its Ethernet header for the largest tunnel (4 hops).
+pub const MAX_HEADROOM: usize = overhead(4);
+
+/// Encapsulates `buf[start..start + frame_len]` in place. Returns the new (start, len).
+///
+/// `hops` are [primary, secondary] or [primary, secondary, alt primary, alt secondary]; the first
+/// is the outer destination, the rest go in the GUE list.
+pub fn encapsulate(
+    buf: &mut [u8],
+    start: usize,
+    classified: &Classified,
+    pkt_hash: u64,
+    hops: &[Ipv4Addr],
+    endpoint: &TunnelEndpoint,
+) -> Result<(usize, usize), DropReason> {
+    let (&primary, listed) = hops.split_first().ok_or(DropReason::Truncated)?;
+    let protocol = match classified.family {
+        Family::V4 => Protocol::Ipv4,
+        Family::V6 => Protocol::Ipv6,
+    };
+    let gue = gue::Repr::new(protocol, listed).map_err(|_| DropReason::TooBig)?;
+    let udp_len = udp::HEADER_LEN + gue.buffer_len() + classified.ip_len;
+    let udp_len16 = u16::try_from(udp_len).map_err(|_| DropReason::TooBig)?;
+    let prepend = ipv4::HEADER_LEN + udp::HEADER_LEN + gue.buffer_len();
+    let new_start = start.checked_sub(prepend).ok_or(DropReason::NoHeadroom)?;
+    let new_len = ethernet::HEADER_LEN + prepend + classified.ip_len;
+    let out = buf.get_mut(new_start..new_start + new_len).ok_or(DropReason::Truncated)?;
+
+    // The inner packet stays where it is; only headers are written in front of it.
+    let mut eth = ethernet::Frame::new_unchecked(&mut out[..ethernet::HEADER_LEN]);
+    eth.set_dst_addr(endpoint.gateway_mac);
+    eth.set_src_addr(endpoint.local_mac);
+    eth.set_ethertype(ethernet::EtherType::Ipv4);
+    let (ip_and_udp, datagram) = out[ethernet::HEADER_LEN..].split_at_mut(ipv4::HEADER_LEN);
+    ipv4::Repr {
+        src_addr: endpoint.src_ip,
+        dst_addr: primary,
+        protocol: Protocol::Udp,
+        payload_len: udp_len16,
+        ttl: 64,
+        ident: 0,
+        dont_frag: true,
+    }
+    .emit(ip_and_udp)
+    .map_err(|_| DropReason::TooBig)?;
+    gue.emit(&mut datagram[udp::HEADER_LEN..]).map_err(|_| DropReason::Truncated)?;
+    let hash_low = u16::try_from(pkt_hash & 0x7fff).unwrap_or(0);
+    let src_port = 0x8000 | ((hash_low ^ classified.flow_hint) & 0x7fff);
+    udp::emit(datagram, src_port, gue::PORT, endpoint.src_ip, primary).map_err(|_| DropReason::TooBig)?;
+    Ok((new_start, new_len))
+}
