@@ -46,28 +46,12 @@ impl From<EtherType> for u16 {
     }
 }
 
-/// A view of an Ethernet frame.
-#[derive(Debug, Clone, Copy)]
-pub struct Frame<T> {
-    buffer: T,
+crate::view! {
+    /// A view of an Ethernet frame.
+    Frame
 }
 
 impl<T: AsRef<[u8]>> Frame<T> {
-    /// Wraps without checking.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps after [`Self::check_len`].
-    ///
-    /// # Errors
-    /// The buffer is shorter than the header.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let frame = Self::new_unchecked(buffer);
-        frame.check_len()?;
-        Ok(frame)
-    }
-
     /// Ensures every accessor is in bounds.
     ///
     /// # Errors

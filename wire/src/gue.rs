@@ -26,28 +26,12 @@ pub const PORT: u16 = 19523;
 /// Most hops the director writes (secondary, alternative primary, alternative secondary).
 pub const MAX_HOPS: usize = 3;
 
-/// A view of a GUE header with GLB private data.
-#[derive(Debug, Clone, Copy)]
-pub struct Packet<T> {
-    buffer: T,
+crate::view! {
+    /// A view of a GUE header with GLB private data.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checking.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps after [`Self::check_len`].
-    ///
-    /// # Errors
-    /// See [`Self::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Ensures the header is a version-0 data message whose length covers GLB's private data
     /// and exactly its hops, and that it fits in the buffer.
     ///

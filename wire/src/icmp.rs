@@ -35,28 +35,12 @@ pub mod v6 {
     pub const PACKET_TOO_BIG: (u8, u8) = (2, 0);
 }
 
-/// A view of an ICMPv4 or ICMPv6 message.
-#[derive(Debug, Clone, Copy)]
-pub struct Packet<T> {
-    buffer: T,
+crate::view! {
+    /// A view of an ICMPv4 or ICMPv6 message.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checking.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps after [`Self::check_len`].
-    ///
-    /// # Errors
-    /// Shorter than type and code.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Ensures type and code are present (what classification needs); the rest of the header
     /// is read with [`Self::data`] / [`Self::ident`], which tolerate truncation.
     ///

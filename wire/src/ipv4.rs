@@ -36,28 +36,12 @@ mod field {
     pub const DST: core::ops::Range<usize> = 16..20;
 }
 
-/// A view of an IPv4 packet.
-#[derive(Debug, Clone, Copy)]
-pub struct Packet<T> {
-    buffer: T,
+crate::view! {
+    /// A view of an IPv4 packet.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checking.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps after [`Self::check_len`].
-    ///
-    /// # Errors
-    /// See [`Self::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Ensures the header is readable: version 4, at least 20 bytes, IHL ≥ 5, the whole header
     /// (options included) present, and a total length that covers the header. The payload may
     /// be cut short by the buffer; [`Self::is_truncated`] tells.

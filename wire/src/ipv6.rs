@@ -24,28 +24,12 @@ pub const HEADER_LEN: usize = 40;
 /// The longest extension-header chain walked; longer chains match nothing.
 pub const MAX_EXTENSION_HEADERS: usize = 8;
 
-/// A view of an IPv6 packet.
-#[derive(Debug, Clone, Copy)]
-pub struct Packet<T> {
-    buffer: T,
+crate::view! {
+    /// A view of an IPv6 packet.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checking.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps after [`Self::check_len`].
-    ///
-    /// # Errors
-    /// See [`Self::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Ensures the fixed header is present and the version is 6. The payload may be cut short by
     /// the buffer; [`Self::is_truncated`] tells.
     ///

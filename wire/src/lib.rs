@@ -14,6 +14,36 @@
 #![no_std]
 #![warn(missing_docs)]
 
+/// Declares a view type `$name<T>` over a buffer, with the constructors of the contract above;
+/// the module supplies `check_len`.
+macro_rules! view {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name<T> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> $name<T> {
+            /// Wraps without checking.
+            pub const fn new_unchecked(buffer: T) -> Self {
+                Self { buffer }
+            }
+
+            /// Wraps after `check_len`.
+            ///
+            /// # Errors
+            /// The buffer fails `check_len`.
+            pub fn new_checked(buffer: T) -> $crate::Result<Self> {
+                let view = Self::new_unchecked(buffer);
+                view.check_len()?;
+                Ok(view)
+            }
+        }
+    };
+}
+pub(crate) use view;
+
 pub mod checksum;
 pub mod ethernet;
 pub mod gue;

@@ -21,28 +21,12 @@ pub const FLAG_ACK: u8 = 0x10;
 /// RST flag bit.
 pub const FLAG_RST: u8 = 0x04;
 
-/// A view of a TCP segment.
-#[derive(Debug, Clone, Copy)]
-pub struct Packet<T> {
-    buffer: T,
+crate::view! {
+    /// A view of a TCP segment.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checking.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps after [`Self::check_len`].
-    ///
-    /// # Errors
-    /// Shorter than the fixed header.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Ensures the fixed 20-byte header is present.
     ///
     /// # Errors

@@ -13,28 +13,12 @@ use core::net::Ipv4Addr;
 /// Header length.
 pub const HEADER_LEN: usize = 8;
 
-/// A view of a UDP datagram.
-#[derive(Debug, Clone, Copy)]
-pub struct Packet<T> {
-    buffer: T,
+crate::view! {
+    /// A view of a UDP datagram.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checking.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps after [`Self::check_len`].
-    ///
-    /// # Errors
-    /// See [`Self::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Ensures the header is present and Length fits in the buffer and covers the header.
     ///
     /// # Errors
