@@ -70,6 +70,50 @@ pub struct Lcore {
     pub work_source: Option<u64>,
 }
 
+/// Which packet-I/O backend drives the port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// AF_PACKET, TPACKET_V3 rings with PACKET_FANOUT (the default; no extra packages).
+    AfPacket,
+    /// AF_XDP, one socket per queue, XDP redirect program loaded by the director.
+    AfXdp,
+    /// DPDK (cargo feature `dpdk`), EAL arguments from `io.dpdk_eal_args`.
+    Dpdk,
+}
+
+/// One worker: the core it is pinned to (none: not pinned) and the port queue it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerSpec {
+    /// CPU to pin to.
+    pub core: Option<usize>,
+    /// RX/TX queue of the port.
+    pub queue: u16,
+}
+
+/// Our `io` section: how the daemon reaches the network (GLB's DPDK EAL arguments and
+/// `lcores`/`flow_paths` in DPDK terms; README "Running the director" maps one to the other).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoConfig {
+    /// The backend.
+    pub backend: Backend,
+    /// The port's interface name (AF_PACKET, AF_XDP).
+    pub interface: Option<String>,
+    /// Workers; when absent, one per GLB lcore with `rx`, on that core, serving the `rx_queue` of
+    /// its first flow path (or a single unpinned worker on queue 0).
+    pub workers: Vec<WorkerSpec>,
+    /// Name of the kernel-path TAP device; `None` turns kernel passthrough off.
+    pub kernel_interface: Option<String>,
+    /// Sleep after an empty poll (0: busy polling).
+    pub idle_sleep_us: u64,
+    /// EAL arguments for the DPDK backend.
+    pub dpdk_eal_args: Vec<String>,
+    /// Address of the Prometheus `/metrics` and `/table` endpoint; `None` disables it.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// The kernel-path device's name, as GLB's KNI device.
+pub const DEFAULT_KERNEL_INTERFACE: &str = "vglb_kni0";
+
 /// A validated director.conf.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectorConfig {
@@ -95,6 +139,8 @@ pub struct DirectorConfig {
     pub alt_hash_fields: Option<HashFields>,
     /// statsd target port on 127.0.0.1.
     pub statsd_port: u16,
+    /// Our packet-I/O settings.
+    pub io: IoConfig,
 }
 
 impl DirectorConfig {
@@ -165,6 +211,7 @@ impl DirectorConfig {
                 }
             },
         };
+        let io = io_config(obj.get("io"), &lcores, &flow_paths, errors);
         Some(Self {
             outbound_gateway_mac: mac?,
             outbound_src_ip: src_ip?,
@@ -177,6 +224,7 @@ impl DirectorConfig {
             hash_fields,
             alt_hash_fields,
             statsd_port,
+            io,
         })
     }
 
@@ -194,6 +242,107 @@ impl DirectorConfig {
             classify: ClassifyOptions { forward_icmp_echo: self.forward_icmp_ping_responses },
         }
     }
+}
+
+fn io_config(
+    value: Option<&Value>,
+    lcores: &[Lcore],
+    flow_paths: &[FlowPath],
+    errors: &mut Vec<String>,
+) -> IoConfig {
+    let empty = Map::new();
+    let obj = value.and_then(Value::as_object).unwrap_or(&empty);
+    if value.is_some_and(|v| !v.is_object()) {
+        errors.push("io must be an object".into());
+    }
+    let backend = match obj.get("backend").and_then(Value::as_str) {
+        None | Some("af_packet") => Backend::AfPacket,
+        Some("af_xdp") => Backend::AfXdp,
+        Some("dpdk") => Backend::Dpdk,
+        Some(other) => {
+            errors.push(format!("io.backend must be \"af_packet\", \"af_xdp\" or \"dpdk\", got \"{other}\""));
+            Backend::AfPacket
+        }
+    };
+    let workers = match obj.get("workers") {
+        Some(Value::Array(list)) => list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| {
+                let core = w.get("core").and_then(Value::as_u64).and_then(|c| usize::try_from(c).ok());
+                let queue = w.get("queue").and_then(Value::as_u64).and_then(|q| u16::try_from(q).ok());
+                match (w.get("core"), core, queue) {
+                    (Some(c), None, _) if !c.is_null() => {
+                        errors.push(format!("io.workers[{i}].core must be a CPU number"));
+                        None
+                    }
+                    (_, _, None) if w.get("queue").is_some() => {
+                        errors.push(format!("io.workers[{i}].queue must be a queue number"));
+                        None
+                    }
+                    _ => Some(WorkerSpec { core, queue: queue.unwrap_or(0) }),
+                }
+            })
+            .collect(),
+        Some(_) => {
+            errors.push("io.workers must be an array of {\"core\": N, \"queue\": Q}".into());
+            Vec::new()
+        }
+        None => workers_from_lcores(lcores, flow_paths),
+    };
+    let kernel_interface = match obj.get("kernel_interface") {
+        None => Some(DEFAULT_KERNEL_INTERFACE.to_owned()),
+        Some(Value::Bool(false) | Value::Null) => None,
+        Some(Value::String(name)) if !name.is_empty() && name.len() < 16 => Some(name.clone()),
+        Some(_) => {
+            errors
+                .push("io.kernel_interface must be an interface name (under 16 characters), or false".into());
+            None
+        }
+    };
+    let metrics_listen = match obj.get("metrics_listen") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(addr)) => match addr.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                errors.push(format!(
+                    "io.metrics_listen must be an address like 127.0.0.1:9102, got \"{addr}\""
+                ));
+                None
+            }
+        },
+        Some(_) => {
+            errors.push("io.metrics_listen must be a string".into());
+            None
+        }
+    };
+    IoConfig {
+        backend,
+        interface: obj.get("interface").and_then(Value::as_str).map(str::to_owned),
+        workers,
+        kernel_interface,
+        idle_sleep_us: obj.get("idle_sleep_us").and_then(Value::as_u64).unwrap_or(0),
+        dpdk_eal_args: obj
+            .get("dpdk_eal_args")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default(),
+        metrics_listen,
+    }
+}
+
+/// GLB's core plan in our terms: every lcore that receives becomes a worker on that core, serving
+/// the RX queue of its first flow path.
+fn workers_from_lcores(lcores: &[Lcore], flow_paths: &[FlowPath]) -> Vec<WorkerSpec> {
+    let workers: Vec<WorkerSpec> = lcores
+        .iter()
+        .filter(|l| l.rx)
+        .map(|l| WorkerSpec {
+            core: usize::try_from(l.id).ok(),
+            queue: l.flow_paths.first().and_then(|&i| flow_paths.get(i)).map_or(0, |p| p.rx_queue),
+        })
+        .collect();
+    if workers.is_empty() { vec![WorkerSpec { core: None, queue: 0 }] } else { workers }
 }
 
 /// `aa:bb:cc:dd:ee:ff` (hex digits, either case).
@@ -334,6 +483,37 @@ mod tests {
         assert_eq!(c.lcores.len(), 2);
         assert_eq!(c.lcores[0].flow_paths, [0]);
         assert_eq!(c.lcores[1].work_source, Some(1));
+        assert_eq!(c.io.backend, Backend::AfPacket);
+        assert_eq!(c.io.workers, [WorkerSpec { core: Some(1), queue: 0 }], "from GLB's rx lcore");
+        assert_eq!(c.io.kernel_interface.as_deref(), Some("vglb_kni0"));
+        assert_eq!((c.io.idle_sleep_us, c.io.metrics_listen), (0, None));
+    }
+
+    #[test]
+    fn io_section() {
+        let text = MINIMAL.replace(
+            r#""lcores""#,
+            r#""io":{"backend":"af_xdp","interface":"veth0","workers":[{"core":0,"queue":0},{"queue":1}],
+                    "kernel_interface":false,"idle_sleep_us":50,"metrics_listen":"127.0.0.1:9102"},"lcores""#,
+        );
+        let io = DirectorConfig::parse("director.conf", &text).expect("valid").io;
+        assert_eq!(io.backend, Backend::AfXdp);
+        assert_eq!(io.interface.as_deref(), Some("veth0"));
+        assert_eq!(io.workers, [WorkerSpec { core: Some(0), queue: 0 }, WorkerSpec { core: None, queue: 1 }]);
+        assert_eq!((io.kernel_interface, io.idle_sleep_us), (None, 50));
+        assert_eq!(io.metrics_listen, Some("127.0.0.1:9102".parse().expect("address")));
+        let bad = MINIMAL.replace(
+            r#""lcores""#,
+            r#""io":{"backend":"netmap","workers":[{"core":"x"}],"metrics_listen":"nope"},"lcores""#,
+        );
+        assert_eq!(
+            errors(&bad),
+            [
+                "io.backend must be \"af_packet\", \"af_xdp\" or \"dpdk\", got \"netmap\"",
+                "io.workers[0].core must be a CPU number",
+                "io.metrics_listen must be an address like 127.0.0.1:9102, got \"nope\"",
+            ]
+        );
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //!
 //! [`pipeline`] is the sans-I/O per-packet path (classify, hash, GUE-encapsulate) with GLB's
 //! exact output bytes; [`config`] reads GLB's `director.conf`; [`pcap`] runs the pipeline over a
-//! capture file, the test path that needs no NIC.
+//! capture file, the test path that needs no NIC; [`io`] is the batch packet-I/O interface and
+//! its backends; [`runtime`] runs workers on cores and swaps tables without stopping them.
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod io;
 pub mod pcap;
 pub mod pipeline;
+pub mod runtime;

@@ -1,0 +1,10 @@
+//! The director daemon around the pipeline: workers pinned to cores, the table in force and its
+//! hot reload, and the counters operators read.
+
+pub mod stats;
+pub mod table;
+pub mod worker;
+
+pub use stats::{StatsSnapshot, WorkerStats};
+pub use table::{Generation, SeenGeneration, TableHandle};
+pub use worker::{Idle, TX_DRAIN_INTERVAL, Worker};
