@@ -4,6 +4,7 @@
 //! exact output bytes; [`config`] reads GLB's `director.conf`; [`pcap`] runs the pipeline over a
 //! capture file, the test path that needs no NIC; [`io`] is the batch packet-I/O interface and
 //! its backends; [`runtime`] runs workers on cores and swaps tables without stopping them.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;

@@ -18,6 +18,7 @@
 //! [`hash`] holds the one SipHash-2-4 wrapper that both row generation and lookup use.
 //!
 //! This crate does no I/O beyond what the caller hands it (bytes and strings in, bytes out).
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod binary;

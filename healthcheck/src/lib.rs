@@ -10,6 +10,7 @@
 //! - [`publish`]: the hold, the atomic write and the reload command;
 //! - [`service`]: start-up, rounds, SIGHUP;
 //! - [`api`], [`status`], [`metrics`]: the `/health` and `/metrics` endpoint.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod api;

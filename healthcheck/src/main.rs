@@ -1,4 +1,5 @@
 //! `glb-healthcheck --config=FILE`: GLB's health checker. See the crate README.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use glb_healthcheck::publish::DEFAULT_HOLD;

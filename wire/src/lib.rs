@@ -11,6 +11,7 @@
 //!
 //! Nothing outside this crate indexes a frame by raw offset. `#![no_std]`: there is no
 //! allocator to call, which is one of the guards that keep the per-packet path allocation-free.
+#![forbid(unsafe_code)]
 #![no_std]
 #![warn(missing_docs)]
 
