@@ -1,6 +1,8 @@
-//! `glb-director`: GLB's command line (`--config-file`, `--forwarding-table`, `--debug`) plus the
-//! offline pcap mode. Live packet I/O arrives with the director-runtime work.
+//! `glb-director`: GLB's command line (`--config-file`, `--forwarding-table`, `--debug`): the
+//! daemon on a real interface, or the offline pcap mode. Logs are GLB-style JSON lines.
 #![forbid(unsafe_code)]
+
+mod ports;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -8,10 +10,14 @@ use forwarding_table::LoadedTable;
 use glb_director::config::{DirectorConfig, parse_mac};
 use glb_director::pcap;
 use glb_director::pipeline::{Counters, DropReason, ForcedTable, Pipeline};
+use glb_director::runtime::{Daemon, DaemonOptions, Idle, TableHandle, export, register_signals};
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// GLB-compatible L4 load-balancer director: classifies client packets against the forwarding
 /// table's binds, hashes each flow to a row, and GUE-encapsulates it to the row's primary proxy.
@@ -36,9 +42,13 @@ struct Args {
     /// Offline mode: write kernel-path (unmatched) frames here, unchanged, in input order.
     #[arg(long, requires = "pcap_in")]
     kernel_out: Option<PathBuf>,
-    /// Outer Ethernet source address of encapsulated frames (the port's MAC).
-    #[arg(long, default_value = "02:00:00:00:00:01", value_parser = mac)]
-    local_mac: [u8; 6],
+    /// Outer Ethernet source address of encapsulated frames. Default: the port's own MAC
+    /// (daemon), 02:00:00:00:00:01 (pcap mode, as GLB's reference data).
+    #[arg(long, value_parser = mac)]
+    local_mac: Option<[u8; 6]>,
+    /// Do not watch the table's directory (reload only on SIGUSR1/SIGHUP, as GLB).
+    #[arg(long)]
+    no_watch: bool,
     /// Skip classification and send every frame to this table (GLB's pcap/stub tools use 0).
     #[arg(long)]
     force_table: Option<usize>,
@@ -50,8 +60,7 @@ fn mac(text: &str) -> Result<[u8; 6], String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let level = if args.debug { "debug" } else { "info" };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    init_logging(args.debug);
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -70,10 +79,10 @@ fn run(args: &Args) -> Result<()> {
         format!("Forwarding table filename must be provided: cannot read {}", args.forwarding_table.display())
     })?;
     let table = LoadedTable::from_bytes(bytes).context("glb-config loading failed")?;
-    let pipeline = Pipeline::new(config.pipeline(args.local_mac));
     let (Some(pcap_in), Some(pcap_out)) = (&args.pcap_in, &args.pcap_out) else {
-        bail!("live packet I/O is not available yet; run offline with --pcap-in and --pcap-out");
+        return run_daemon(args, &config, table);
     };
+    let pipeline = Pipeline::new(config.pipeline(args.local_mac.unwrap_or([2, 0, 0, 0, 0, 1])));
     let input =
         BufReader::new(File::open(pcap_in).with_context(|| format!("cannot open {}", pcap_in.display()))?);
     let tx = BufWriter::new(
@@ -96,6 +105,48 @@ fn run(args: &Args) -> Result<()> {
     };
     println!("{}", summary(&counters));
     Ok(())
+}
+
+fn run_daemon(args: &Args, config: &DirectorConfig, table: LoadedTable) -> Result<()> {
+    let local_mac = match args.local_mac {
+        Some(mac) => mac,
+        None => ports::port_mac(config)?,
+    };
+    let pipeline = Pipeline::new(config.pipeline(local_mac));
+    let workers = ports::open(config, local_mac)?;
+    let (stop, reload) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    register_signals(&stop, &reload).context("cannot install signal handlers")?;
+    let tables = Arc::new(TableHandle::new(table));
+    log::info!("forwarding table loaded: generation 1, digest {}", tables.current().digest);
+    let options = DaemonOptions {
+        table_path: args.forwarding_table.clone(),
+        idle: match config.io.idle_sleep_us {
+            0 => Idle::BusyPoll,
+            us => Idle::Sleep(Duration::from_micros(us)),
+        },
+        statsd_port: Some(config.statsd_port),
+        metrics_listen: config.io.metrics_listen,
+        watch: !args.no_watch,
+    };
+    let daemon = Daemon::start(tables, pipeline, workers, &options, stop, reload)?;
+    export::sd_notify_ready();
+    log::info!("glb-director ready: {} worker(s)", config.io.workers.len());
+    daemon.run(options.statsd_port)?;
+    log::info!("glb-director stopped");
+    Ok(())
+}
+
+/// GLB's log format: one JSON object per line, `{"timestamp": secs, "level": …, "message": …}`.
+fn init_logging(debug: bool) {
+    let level = if debug { "debug" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format(|buf, record| {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+            let message = serde_json::Value::String(record.args().to_string());
+            let level = record.level().as_str().to_ascii_lowercase();
+            writeln!(buf, r#"{{"timestamp": {now:.6}, "level": "{level}", "message": {message}}}"#)
+        })
+        .init();
 }
 
 fn summary(c: &Counters) -> String {

@@ -153,3 +153,17 @@ pub trait PacketIo: Send {
     /// The device failed in a way that stops the worker.
     fn flush(&mut self) -> Result<usize, IoError>;
 }
+
+impl<T: PacketIo + ?Sized> PacketIo for Box<T> {
+    fn rx_burst(&mut self, burst: &mut Burst) -> Result<usize, IoError> {
+        (**self).rx_burst(burst)
+    }
+
+    fn tx(&mut self, frame: &[u8]) -> Result<bool, IoError> {
+        (**self).tx(frame)
+    }
+
+    fn flush(&mut self) -> Result<usize, IoError> {
+        (**self).flush()
+    }
+}

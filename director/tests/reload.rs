@@ -1,0 +1,180 @@
+//! Hot reload under load, over in-memory ports: while frames stream through two workers, the
+//! table file is replaced 100 times (atomic renames, seen by the directory watch) alternating
+//! between two tables, and once with a corrupt file. Every frame must come out exactly once, to
+//! the primary of one of the two tables; the corrupt file must be rejected and counted while
+//! forwarding goes on.
+
+use forwarding_table::{FlowKey, HashFields, LoadedTable, build_binary, config};
+use glb_director::config::WorkerSpec;
+use glb_director::io::memory::MemoryPort;
+use glb_director::pipeline::{ClassifyOptions, Pipeline, PipelineConfig, TunnelEndpoint};
+use glb_director::runtime::{Daemon, DaemonOptions, TableHandle, WorkerPorts};
+use glb_wire::{gue, ipv4, udp};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
+
+fn table(seed: &str, backends: &[&str]) -> Vec<u8> {
+    let backends: Vec<String> =
+        backends.iter().map(|b| format!(r#"{{"ip":"{b}","state":"active","healthy":true}}"#)).collect();
+    let json = format!(
+        r#"{{"tables":[{{"hash_key":"000102030405060708090a0b0c0d0e0f","seed":"{seed}",
+        "binds":[{{"ip":"{VIP}","proto":"udp","port":53}}],"backends":[{}]}}]}}"#,
+        backends.join(",")
+    );
+    build_binary(&config::parse(&json).expect("valid table").config)
+}
+
+fn publish(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).expect("write table");
+    std::fs::rename(&tmp, path).expect("rename table");
+}
+
+/// A UDP frame from client `i` carrying its sequence number.
+fn frame(i: u32) -> (Vec<u8>, Ipv4Addr) {
+    let client = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + (i % 4096));
+    let mut f = vec![0u8; 14 + 20 + 8 + 4];
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    ipv4::Repr {
+        src_addr: client,
+        dst_addr: VIP,
+        protocol: glb_wire::ip::Protocol::Udp,
+        payload_len: 12,
+        ttl: 64,
+        ident: 0,
+        dont_frag: false,
+    }
+    .emit(&mut f[14..34])
+    .expect("header fits");
+    f[42..46].copy_from_slice(&i.to_be_bytes());
+    udp::emit(&mut f[34..], 40_000, 53, client, VIP).expect("datagram fits");
+    (f, client)
+}
+
+fn primary(table: &LoadedTable, client: Ipv4Addr) -> Ipv4Addr {
+    let flow = FlowKey { src: IpAddr::V4(client), dst: IpAddr::V4(VIP), src_port: 40_000, dst_port: 53 };
+    table.file().table(0).expect("table 0").select(&flow, HashFields::default(), None).hops.as_slice()[0]
+}
+
+#[test]
+fn hundred_swaps_under_load_lose_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("forwarding_table.bin");
+    let a = table("00000000000000000000000000000001", &["198.51.100.1", "198.51.100.2", "198.51.100.3"]);
+    let b = table("00000000000000000000000000000002", &["203.0.113.1", "203.0.113.2", "203.0.113.3"]);
+    publish(&path, &a);
+    let (table_a, table_b) =
+        (LoadedTable::from_bytes(a.clone()).expect("a"), LoadedTable::from_bytes(b.clone()).expect("b"));
+
+    let ports = [MemoryPort::new(), MemoryPort::new()];
+    let pipeline = Pipeline::new(PipelineConfig {
+        endpoint: TunnelEndpoint {
+            gateway_mac: [2, 0, 0, 0, 0, 2],
+            local_mac: [2, 0, 0, 0, 0, 1],
+            src_ip: Ipv4Addr::new(192, 0, 2, 1),
+        },
+        hash_fields: HashFields::default(),
+        alt_hash_fields: None,
+        classify: ClassifyOptions { forward_icmp_echo: true },
+    });
+    let workers = ports
+        .iter()
+        .enumerate()
+        .map(|(q, p)| WorkerPorts {
+            spec: WorkerSpec { core: None, queue: u16::try_from(q).expect("queue") },
+            port: Box::new(p.clone()),
+            kernel: None,
+        })
+        .collect();
+    let (stop, reload) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let tables = Arc::new(TableHandle::new(LoadedTable::from_bytes(a.clone()).expect("a")));
+    let options = DaemonOptions {
+        table_path: path.clone(),
+        idle: glb_director::runtime::Idle::BusyPoll,
+        statsd_port: None,
+        metrics_listen: None,
+        watch: true,
+    };
+    let daemon = Daemon::start(Arc::clone(&tables), pipeline, workers, &options, Arc::clone(&stop), reload)
+        .expect("daemon starts");
+    let control = Arc::clone(&daemon.control);
+    let running = std::thread::spawn(move || daemon.run(None));
+
+    // Stream frames while the table is swapped 100 times, with one corrupt file in the middle.
+    const FRAMES: u32 = 40_000;
+    let feeder = {
+        let ports = ports.clone();
+        std::thread::spawn(move || {
+            for i in 0..FRAMES {
+                ports[(i % 2) as usize].inject(&frame(i).0);
+                if i % 400 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    let mut generation = 1;
+    for swap in 0..100 {
+        if swap == 50 {
+            publish(&path, &a[..a.len() - 1]);
+            wait_until(
+                || control.stats.reload_failures.load(Ordering::Relaxed) >= 1,
+                "the corrupt table is rejected",
+            );
+        }
+        publish(&path, if swap % 2 == 0 { &b } else { &a });
+        wait_until(|| tables.current().number > generation, "the watch picks up the new table");
+        generation = tables.current().number;
+    }
+    feeder.join().expect("feeder");
+    wait_until(|| ports.iter().all(|p| p.rx_pending() == 0), "every frame is received");
+    wait_until(|| control.totals().transmitted == u64::from(FRAMES), "every frame is transmitted");
+    wait_until(|| tables.retired_count() == 0, "replaced tables are freed by the control thread");
+    stop.store(true, Ordering::Relaxed);
+    running.join().expect("control thread").expect("workers stop cleanly");
+
+    assert_eq!(control.stats.reload_failures.load(Ordering::Relaxed), 1, "exactly the corrupt file failed");
+    assert!(control.stats.reloads.load(Ordering::Relaxed) >= 100, "every swap was published");
+    let totals = control.totals();
+    assert_eq!(
+        (totals.received, totals.encapsulated, totals.tx_dropped),
+        (u64::from(FRAMES), u64::from(FRAMES), 0)
+    );
+    assert!(totals.reloads >= 2, "workers switched tables while running");
+    let mut seen: HashMap<u32, Ipv4Addr> = HashMap::new();
+    let (mut via_a, mut via_b) = (0, 0);
+    for out in ports.iter().flat_map(MemoryPort::take_transmitted) {
+        let ip = ipv4::Packet::new_checked(&out[14..]).expect("outer IPv4");
+        let gue = gue::Packet::new_checked(&out[14 + 20 + 8..]).expect("GUE");
+        let inner = gue.payload();
+        let seq = u32::from_be_bytes(inner[28..32].try_into().expect("sequence"));
+        let client = ipv4::Packet::new_checked(inner).expect("inner IPv4").src_addr();
+        assert!(seen.insert(seq, ip.dst_addr()).is_none(), "frame {seq} came out twice");
+        if ip.dst_addr() == primary(&table_a, client) {
+            via_a += 1;
+        } else {
+            assert_eq!(
+                ip.dst_addr(),
+                primary(&table_b, client),
+                "frame {seq} went to neither table's primary"
+            );
+            via_b += 1;
+        }
+    }
+    assert_eq!(seen.len(), FRAMES as usize, "every frame came out exactly once");
+    assert!(via_a > 0 && via_b > 0, "both tables carried traffic ({via_a} / {via_b})");
+}
+
+fn wait_until(mut done: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
