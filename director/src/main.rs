@@ -108,12 +108,8 @@ fn run(args: &Args) -> Result<()> {
 }
 
 fn run_daemon(args: &Args, config: &DirectorConfig, table: LoadedTable) -> Result<()> {
-    let local_mac = match args.local_mac {
-        Some(mac) => mac,
-        None => ports::port_mac(config)?,
-    };
+    let (workers, local_mac) = ports::open(config, args.local_mac)?;
     let pipeline = Pipeline::new(config.pipeline(local_mac));
-    let workers = ports::open(config, local_mac)?;
     let (stop, reload) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     register_signals(&stop, &reload).context("cannot install signal handlers")?;
     let tables = Arc::new(TableHandle::new(table));

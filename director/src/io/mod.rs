@@ -10,7 +10,13 @@
 //! the I/O backends are the only modules of this crate allowed `unsafe`, each block with a
 //! `// SAFETY:` comment.
 
+pub mod af_packet;
+pub mod af_xdp;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod memory;
+pub mod netdev;
+pub mod tap;
 
 use crate::pipeline::{Frame, MAX_HEADROOM};
 use thiserror::Error;

@@ -65,7 +65,8 @@ impl Control {
         let result = std::fs::read(&self.table_path)
             .map_err(|e| format!("cannot read {}: {e}", self.table_path.display()))
             .and_then(|bytes| {
-                LoadedTable::from_bytes(bytes).map_err(|e| format!("{} is invalid: {e}", self.table_path.display()))
+                LoadedTable::from_bytes(bytes)
+                    .map_err(|e| format!("{} is invalid: {e}", self.table_path.display()))
             });
         match result {
             Ok(table) => {
@@ -79,7 +80,10 @@ impl Control {
             }
             Err(e) => {
                 self.stats.reload_failures.fetch_add(1, Ordering::Relaxed);
-                log::error!("forwarding table reload failed, keeping generation {}: {e}", self.tables.current().number);
+                log::error!(
+                    "forwarding table reload failed, keeping generation {}: {e}",
+                    self.tables.current().number
+                );
                 Err(e)
             }
         }

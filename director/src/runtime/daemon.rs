@@ -62,7 +62,10 @@ pub struct WorkerPorts {
 
 impl std::fmt::Debug for WorkerPorts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerPorts").field("spec", &self.spec).field("kernel", &self.kernel.is_some()).finish()
+        f.debug_struct("WorkerPorts")
+            .field("spec", &self.spec)
+            .field("kernel", &self.kernel.is_some())
+            .finish()
     }
 }
 
@@ -110,7 +113,12 @@ impl Daemon {
         for (id, WorkerPorts { spec, port, kernel }) in ports.into_iter().enumerate() {
             let stats = Arc::new(WorkerStats::default());
             let seen = Arc::new(SeenGeneration::default());
-            links.push(WorkerLink { id, core: spec.core, stats: Arc::clone(&stats), seen: Arc::clone(&seen) });
+            links.push(WorkerLink {
+                id,
+                core: spec.core,
+                stats: Arc::clone(&stats),
+                seen: Arc::clone(&seen),
+            });
             let worker = Worker {
                 id,
                 port,
@@ -125,10 +133,10 @@ impl Daemon {
             let handle = std::thread::Builder::new()
                 .name(format!("glb-worker-{id}"))
                 .spawn(move || {
-                    if let Some(core) = spec.core {
-                        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                            log::warn!("worker {id}: could not pin to core {core}");
-                        }
+                    if let Some(core) = spec.core
+                        && !core_affinity::set_for_current(core_affinity::CoreId { id: core })
+                    {
+                        log::warn!("worker {id}: could not pin to core {core}");
                     }
                     log::info!("worker {id} started (core {:?}, queue {})", spec.core, spec.queue);
                     worker.run()

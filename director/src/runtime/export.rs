@@ -73,13 +73,16 @@ impl Statsd {
     }
 }
 
+/// A Prometheus counter family over worker snapshots: name, help, value.
+type CounterFamily = (&'static str, &'static str, fn(&StatsSnapshot) -> u64);
+
 /// Prometheus text exposition of every worker's counters and the control counters.
 #[must_use]
 pub fn prometheus(workers: &[WorkerLink], control: &ControlStats, tables: &TableHandle) -> String {
     let mut out = String::new();
     let snapshots: Vec<(String, StatsSnapshot)> =
         workers.iter().map(|w| (w.id.to_string(), w.stats.snapshot())).collect();
-    let families: [(&str, &str, fn(&StatsSnapshot) -> u64); 8] = [
+    let families: [CounterFamily; 8] = [
         ("glb_director_received_packets_total", "Frames received from the port", |s| s.received),
         ("glb_director_matched_packets_total", "Frames that matched a bind", |s| s.matched),
         ("glb_director_encapsulated_packets_total", "Frames GUE-encapsulated", |s| s.encapsulated),
@@ -101,7 +104,12 @@ pub fn prometheus(workers: &[WorkerLink], control: &ControlStats, tables: &Table
     let _ = writeln!(out, "# HELP {name} Matched frames dropped, by reason.\n# TYPE {name} counter");
     for (worker, s) in &snapshots {
         for reason in DropReason::ALL {
-            let _ = writeln!(out, "{name}{{worker=\"{worker}\",reason=\"{}\"}} {}", reason.name(), s.dropped[reason.index()]);
+            let _ = writeln!(
+                out,
+                "{name}{{worker=\"{worker}\",reason=\"{}\"}} {}",
+                reason.name(),
+                s.dropped[reason.index()]
+            );
         }
     }
     let name = "glb_director_worker_table_generation";
@@ -112,7 +120,12 @@ pub fn prometheus(workers: &[WorkerLink], control: &ControlStats, tables: &Table
     let current = tables.current();
     for (name, kind, help, value) in [
         ("glb_director_table_generation", "gauge", "Generation of the table in force", current.number),
-        ("glb_director_table_reloads_total", "counter", "Tables published after start-up", control.reloads.load(Ordering::Relaxed)),
+        (
+            "glb_director_table_reloads_total",
+            "counter",
+            "Tables published after start-up",
+            control.reloads.load(Ordering::Relaxed),
+        ),
         (
             "glb_director_table_reload_failures_total",
             "counter",
@@ -171,7 +184,12 @@ pub fn serve(
     }
 }
 
-fn respond(stream: TcpStream, workers: &[WorkerLink], control: &ControlStats, tables: &TableHandle) -> std::io::Result<()> {
+fn respond(
+    stream: TcpStream,
+    workers: &[WorkerLink],
+    control: &ControlStats,
+    tables: &TableHandle,
+) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -184,7 +202,11 @@ fn respond(stream: TcpStream, workers: &[WorkerLink], control: &ControlStats, ta
         _ => ("404 Not Found", "text/plain", "try /metrics or /table\n".to_owned()),
     };
     let mut stream = stream;
-    write!(stream, "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 /// Tells systemd the daemon is ready (`Type=notify`), if `NOTIFY_SOCKET` is set.
@@ -202,5 +224,37 @@ pub fn sd_notify_ready() {
     };
     if let Err(e) = sent {
         log::warn!("sd_notify READY=1 failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{SeenGeneration, WorkerStats};
+
+    #[test]
+    fn statsd_sends_glb_names_as_deltas() {
+        let stats = Arc::new(WorkerStats::default());
+        let link = WorkerLink {
+            id: 0,
+            core: Some(3),
+            stats: Arc::clone(&stats),
+            seen: Arc::new(SeenGeneration::default()),
+        };
+        let mut statsd = Statsd::new(9).expect("socket");
+        stats.received.fetch_add(10, Ordering::Relaxed);
+        stats.encapsulated.fetch_add(7, Ordering::Relaxed);
+        stats.dropped[DropReason::Truncated.index()].fetch_add(1, Ordering::Relaxed);
+        let first = statsd.datagrams(std::slice::from_ref(&link), 2);
+        assert!(first.contains(&"glb_director_ng.core.packets.total:10|c|#core:03".to_owned()), "{first:#?}");
+        assert!(first.contains(&"glb_director_ng.core.packets.encap.success:7|c|#core:03".to_owned()));
+        assert!(first.contains(&"glb_director_ng.core.packets.encap.failure:1|c|#core:03".to_owned()));
+        stats.received.fetch_add(5, Ordering::Relaxed);
+        let second = statsd.datagrams(std::slice::from_ref(&link), 2);
+        assert!(
+            second.contains(&"glb_director_ng.core.packets.total:5|c|#core:03".to_owned()),
+            "deltas: {second:#?}"
+        );
+        assert!(second.contains(&"glb_director_ng.core.packets.encap.success:0|c|#core:03".to_owned()));
     }
 }

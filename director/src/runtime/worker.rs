@@ -82,7 +82,7 @@ impl<P: PacketIo, K: PacketIo> Worker<P, K> {
                 None => 0,
             };
             if from_kernel > 0 {
-                self.from_kernel(&mut kernel_burst)?;
+                self.forward_from_kernel(&mut kernel_burst)?;
             }
             drop(table);
             if last_flush.elapsed() >= TX_DRAIN_INTERVAL {
@@ -132,7 +132,7 @@ impl<P: PacketIo, K: PacketIo> Worker<P, K> {
         Ok(())
     }
 
-    fn from_kernel(&mut self, burst: &mut Burst) -> Result<(), IoError> {
+    fn forward_from_kernel(&mut self, burst: &mut Burst) -> Result<(), IoError> {
         let (mut sent, mut refused) = (0, 0);
         for frame in burst.frames() {
             if self.port.tx(frame.data())? {
