@@ -12,13 +12,13 @@
 
 mod support;
 
-use forwarding_table::{FlowKey, HashFields, LoadedTable};
+use forwarding_table::LoadedTable;
 use glb_wire::ethernet::{self, EtherType};
 use glb_wire::{gue, ipv4, udp};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -48,7 +48,7 @@ impl Backend {
 
     /// The `io` section for the lab's director end.
     fn io(self, lab: &Lab, kni: &str) -> Value {
-        let mut io = serde_json::json!({
+        let io = serde_json::json!({
             "backend": self.name(),
             "interface": lab.director_if,
             "workers": [{"queue": 0}],
@@ -56,24 +56,29 @@ impl Backend {
             "metrics_listen": METRICS,
         });
         #[cfg(feature = "dpdk")]
-        if matches!(self, Self::Dpdk) {
-            // DPDK's pcap PMD on the live veth (incoming frames only); no hugepages, no PCI, a
-            // private runtime dir. Not net_af_packet: DPDK 22.11 joins its fanout group with the
-            // kernel's defrag flag, which holds IPv4 fragments back for reassembly.
-            io["interface"] = "net_pcap0".into();
-            io["dpdk_eal_args"] = serde_json::json!([
-                "--no-huge",
-                "-m",
-                "512",
-                "--no-pci",
-                "--no-telemetry",
-                "--no-shconf",
-                format!("--file-prefix=glbe2e{}", std::process::id()),
-                format!("--vdev=net_pcap0,rx_iface_in={0},tx_iface={0}", lab.director_if),
-            ]);
-        }
+        let io = if matches!(self, Self::Dpdk) { dpdk_io(io, lab) } else { io };
         io
     }
+}
+
+/// The `io` section for DPDK on the lab's director end.
+#[cfg(feature = "dpdk")]
+fn dpdk_io(mut io: Value, lab: &Lab) -> Value {
+    // DPDK's pcap PMD on the live veth (incoming frames only); no hugepages, no PCI, a private
+    // runtime dir. Not net_af_packet: DPDK 22.11 joins its fanout group with the kernel's defrag
+    // flag, which holds IPv4 fragments back for reassembly.
+    io["interface"] = "net_pcap0".into();
+    io["dpdk_eal_args"] = serde_json::json!([
+        "--no-huge",
+        "-m",
+        "512",
+        "--no-pci",
+        "--no-telemetry",
+        "--no-shconf",
+        format!("--file-prefix=glbe2e{}", std::process::id()),
+        format!("--vdev=net_pcap0,rx_iface_in={0},tx_iface={0}", lab.director_if),
+    ]);
+    io
 }
 
 /// A running director inside the lab's director namespace.
@@ -334,73 +339,21 @@ fn dpdk_forwards_like_pcap_mode() {
     oracle_frames_match_pcap_mode(Backend::Dpdk);
 }
 
-const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
-
-fn table_bytes(seed: &str, backends: &[&str]) -> Vec<u8> {
-    let backends: Vec<String> =
-        backends.iter().map(|b| format!(r#"{{"ip":"{b}","state":"active","healthy":true}}"#)).collect();
-    let json = format!(
-        r#"{{"tables":[{{"hash_key":"000102030405060708090a0b0c0d0e0f","seed":"{seed}",
-        "binds":[{{"ip":"{VIP}","proto":"udp","port":53}}],"backends":[{}]}}]}}"#,
-        backends.join(",")
-    );
-    forwarding_table::build_binary(&forwarding_table::config::parse(&json).expect("table").config)
-}
-
-fn publish(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).expect("write");
-    std::fs::rename(&tmp, path).expect("rename");
-}
-
-/// A UDP frame from client `seq % 1024` to the VIP carrying `seq`.
-fn stream_frame(seq: u32) -> Vec<u8> {
-    let client = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + (seq % 1024));
-    let mut f = vec![0u8; 14 + 20 + 8 + 4];
-    f[..6].copy_from_slice(&DIRECTOR_MAC);
-    f[6..12].copy_from_slice(&PEER_MAC);
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    ipv4::Repr {
-        src_addr: client,
-        dst_addr: VIP,
-        protocol: glb_wire::ip::Protocol::Udp,
-        payload_len: 12,
-        ttl: 64,
-        ident: 0,
-        dont_frag: false,
-    }
-    .emit(&mut f[14..34])
-    .expect("header");
-    f[42..46].copy_from_slice(&seq.to_be_bytes());
-    udp::emit(&mut f[34..], 40_000, 53, client, VIP).expect("datagram");
-    f
-}
-
-/// (sequence number, outer destination, client) of a tunnel frame from [`stream_frame`].
-fn decode(frame: &[u8]) -> Option<(u32, Ipv4Addr, Ipv4Addr)> {
-    let outer = ipv4::Packet::new_checked(frame.get(14..)?).ok()?;
-    let tunnel = gue::Packet::new_checked(outer.payload().get(udp::HEADER_LEN..)?).ok()?;
-    let inner = tunnel.payload();
-    let client = ipv4::Packet::new_checked(inner).ok()?.src_addr();
-    let seq = u32::from_be_bytes(inner.get(28..32)?.try_into().ok()?);
-    Some((seq, outer.dst_addr(), client))
-}
-
-fn primary(table: &LoadedTable, client: Ipv4Addr) -> Ipv4Addr {
-    let flow = FlowKey { src: IpAddr::V4(client), dst: IpAddr::V4(VIP), src_port: 40_000, dst_port: 53 };
-    table.file().table(0).expect("table").select(&flow, HashFields::default(), None).hops.as_slice()[0]
-}
-
 #[test]
 fn reload_under_load_sigterm_and_restart_over_af_packet() {
     require_root!();
     let lab = Lab::new("er", 1);
     let dir = tempfile::tempdir().expect("tempdir");
-    let a =
-        table_bytes("00000000000000000000000000000001", &["198.51.100.1", "198.51.100.2", "198.51.100.3"]);
-    let b = table_bytes("00000000000000000000000000000002", &["203.0.113.1", "203.0.113.2", "203.0.113.3"]);
+    let a = support::vip_table(
+        "00000000000000000000000000000001",
+        &["198.51.100.1", "198.51.100.2", "198.51.100.3"],
+    );
+    let b = support::vip_table(
+        "00000000000000000000000000000002",
+        &["203.0.113.1", "203.0.113.2", "203.0.113.3"],
+    );
     let table = dir.path().join("forwarding_table.bin");
-    publish(&table, &a);
+    support::publish(&table, &a);
     let config =
         write_config(dir.path(), &Path::new(S01).join("director.json"), &lab, Backend::AfPacket, "kr0");
     let director = Director::start(&lab, dir.path(), &config, &table);
@@ -414,7 +367,7 @@ fn reload_under_load_sigterm_and_restart_over_af_packet() {
             in_netns(&peer_ns, || {
                 let socket = PacketSocket::open(&peer_if);
                 for seq in 0..FRAMES {
-                    socket.send(&stream_frame(seq));
+                    socket.send(&support::vip_frame(seq));
                     if seq % 10 == 9 {
                         std::thread::sleep(Duration::from_millis(1));
                     }
@@ -425,14 +378,14 @@ fn reload_under_load_sigterm_and_restart_over_af_packet() {
     let generation = |lab: &Lab| metric(lab, "glb_director_table_generation");
     for swap in 0..100u64 {
         if swap == 50 {
-            publish(&table, &a[..a.len() - 8]);
+            support::publish(&table, &a[..a.len() - 8]);
             let deadline = Instant::now() + Duration::from_secs(10);
             while metric(&lab, "glb_director_table_reload_failures_total") < 1 {
                 assert!(Instant::now() < deadline, "the corrupt table was not seen");
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
-        publish(&table, if swap % 2 == 0 { &b } else { &a });
+        support::publish(&table, if swap % 2 == 0 { &b } else { &a });
         let deadline = Instant::now() + Duration::from_secs(10);
         while generation(&lab) < swap + 2 {
             assert!(
@@ -451,12 +404,16 @@ fn reload_under_load_sigterm_and_restart_over_af_packet() {
     let mut seen: HashMap<u32, Ipv4Addr> = HashMap::new();
     let (mut via_a, mut via_b) = (0, 0);
     for frame in &got {
-        let (seq, dst, client) = decode(frame).expect("a tunnel frame of the stream");
+        let (seq, dst, client) = support::decode_vip_tunnel(frame).expect("a tunnel frame of the stream");
         assert!(seen.insert(seq, dst).is_none(), "frame {seq} came out twice");
-        if dst == primary(&table_a, client) {
+        if dst == support::vip_primary(&table_a, client) {
             via_a += 1;
         } else {
-            assert_eq!(dst, primary(&table_b, client), "frame {seq} went to neither table's primary");
+            assert_eq!(
+                dst,
+                support::vip_primary(&table_b, client),
+                "frame {seq} went to neither table's primary"
+            );
             via_b += 1;
         }
     }
@@ -473,7 +430,7 @@ fn reload_under_load_sigterm_and_restart_over_af_packet() {
                 let until = Instant::now() + Duration::from_millis(1500);
                 let mut seq = FRAMES;
                 while Instant::now() < until {
-                    socket.send(&stream_frame(seq));
+                    socket.send(&support::vip_frame(seq));
                     seq += 1;
                 }
             });
@@ -485,8 +442,9 @@ fn reload_under_load_sigterm_and_restart_over_af_packet() {
     load.join().expect("load");
     let again = Director::start(&lab, dir.path(), &config, &table);
     while peer.recv().is_some() {}
-    peer.send(&stream_frame(1_000_000));
-    let got = collect(&peer, 1, |f| decode(f).is_some_and(|(seq, _, _)| seq == 1_000_000));
+    peer.send(&support::vip_frame(1_000_000));
+    let got =
+        collect(&peer, 1, |f| support::decode_vip_tunnel(f).is_some_and(|(seq, _, _)| seq == 1_000_000));
     assert_eq!(got.len(), 1, "the restarted director forwards; log:\n{}", again.log_text());
     assert!(again.terminate() < Duration::from_secs(1));
 }

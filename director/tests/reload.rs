@@ -4,71 +4,33 @@
 //! the primary of one of the two tables; the corrupt file must be rejected and counted while
 //! forwarding goes on.
 
-use forwarding_table::{FlowKey, HashFields, LoadedTable, build_binary, config};
+mod support;
+
+use forwarding_table::{HashFields, LoadedTable};
 use glb_director::config::WorkerSpec;
 use glb_director::io::memory::MemoryPort;
 use glb_director::pipeline::{ClassifyOptions, Pipeline, PipelineConfig, TunnelEndpoint};
 use glb_director::runtime::{Daemon, DaemonOptions, TableHandle, WorkerPorts};
-use glb_wire::{gue, ipv4, udp};
+use glb_wire::{gue, ipv4};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
-
-fn table(seed: &str, backends: &[&str]) -> Vec<u8> {
-    let backends: Vec<String> =
-        backends.iter().map(|b| format!(r#"{{"ip":"{b}","state":"active","healthy":true}}"#)).collect();
-    let json = format!(
-        r#"{{"tables":[{{"hash_key":"000102030405060708090a0b0c0d0e0f","seed":"{seed}",
-        "binds":[{{"ip":"{VIP}","proto":"udp","port":53}}],"backends":[{}]}}]}}"#,
-        backends.join(",")
-    );
-    build_binary(&config::parse(&json).expect("valid table").config)
-}
-
-fn publish(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).expect("write table");
-    std::fs::rename(&tmp, path).expect("rename table");
-}
-
-/// A UDP frame from client `i` carrying its sequence number.
-fn frame(i: u32) -> (Vec<u8>, Ipv4Addr) {
-    let client = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + (i % 4096));
-    let mut f = vec![0u8; 14 + 20 + 8 + 4];
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    ipv4::Repr {
-        src_addr: client,
-        dst_addr: VIP,
-        protocol: glb_wire::ip::Protocol::Udp,
-        payload_len: 12,
-        ttl: 64,
-        ident: 0,
-        dont_frag: false,
-    }
-    .emit(&mut f[14..34])
-    .expect("header fits");
-    f[42..46].copy_from_slice(&i.to_be_bytes());
-    udp::emit(&mut f[34..], 40_000, 53, client, VIP).expect("datagram fits");
-    (f, client)
-}
-
-fn primary(table: &LoadedTable, client: Ipv4Addr) -> Ipv4Addr {
-    let flow = FlowKey { src: IpAddr::V4(client), dst: IpAddr::V4(VIP), src_port: 40_000, dst_port: 53 };
-    table.file().table(0).expect("table 0").select(&flow, HashFields::default(), None).hops.as_slice()[0]
-}
 
 #[test]
 fn hundred_swaps_under_load_lose_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("forwarding_table.bin");
-    let a = table("00000000000000000000000000000001", &["198.51.100.1", "198.51.100.2", "198.51.100.3"]);
-    let b = table("00000000000000000000000000000002", &["203.0.113.1", "203.0.113.2", "203.0.113.3"]);
-    publish(&path, &a);
+    let a = support::vip_table(
+        "00000000000000000000000000000001",
+        &["198.51.100.1", "198.51.100.2", "198.51.100.3"],
+    );
+    let b = support::vip_table(
+        "00000000000000000000000000000002",
+        &["203.0.113.1", "203.0.113.2", "203.0.113.3"],
+    );
+    support::publish(&path, &a);
     let (table_a, table_b) =
         (LoadedTable::from_bytes(a.clone()).expect("a"), LoadedTable::from_bytes(b.clone()).expect("b"));
 
@@ -112,7 +74,7 @@ fn hundred_swaps_under_load_lose_nothing() {
         let ports = ports.clone();
         std::thread::spawn(move || {
             for i in 0..FRAMES {
-                ports[(i % 2) as usize].inject(&frame(i).0);
+                ports[(i % 2) as usize].inject(&support::vip_frame(i));
                 if i % 400 == 0 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -122,13 +84,13 @@ fn hundred_swaps_under_load_lose_nothing() {
     let mut generation = 1;
     for swap in 0..100 {
         if swap == 50 {
-            publish(&path, &a[..a.len() - 1]);
+            support::publish(&path, &a[..a.len() - 1]);
             wait_until(
                 || control.stats.reload_failures.load(Ordering::Relaxed) >= 1,
                 "the corrupt table is rejected",
             );
         }
-        publish(&path, if swap % 2 == 0 { &b } else { &a });
+        support::publish(&path, if swap % 2 == 0 { &b } else { &a });
         wait_until(|| tables.current().number > generation, "the watch picks up the new table");
         generation = tables.current().number;
     }
@@ -156,12 +118,12 @@ fn hundred_swaps_under_load_lose_nothing() {
         let seq = u32::from_be_bytes(inner[28..32].try_into().expect("sequence"));
         let client = ipv4::Packet::new_checked(inner).expect("inner IPv4").src_addr();
         assert!(seen.insert(seq, ip.dst_addr()).is_none(), "frame {seq} came out twice");
-        if ip.dst_addr() == primary(&table_a, client) {
+        if ip.dst_addr() == support::vip_primary(&table_a, client) {
             via_a += 1;
         } else {
             assert_eq!(
                 ip.dst_addr(),
-                primary(&table_b, client),
+                support::vip_primary(&table_b, client),
                 "frame {seq} went to neither table's primary"
             );
             via_b += 1;

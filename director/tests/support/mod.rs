@@ -7,7 +7,11 @@
     reason = "test harness: the AF_PACKET socket needs sockaddr_ll, which has no safe wrapper"
 )]
 
+use forwarding_table::{FlowKey, HashFields, LoadedTable};
+use glb_wire::{gue, ipv4, udp};
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -232,4 +236,65 @@ impl PacketSocket {
             return Some(buf);
         }
     }
+}
+
+/// The VIP of the streaming tests' table.
+pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
+
+/// A one-table binary with a UDP bind on [`VIP`] port 53 and `backends`, rows from `seed`.
+pub fn vip_table(seed: &str, backends: &[&str]) -> Vec<u8> {
+    let backends: Vec<String> =
+        backends.iter().map(|b| format!(r#"{{"ip":"{b}","state":"active","healthy":true}}"#)).collect();
+    let json = format!(
+        r#"{{"tables":[{{"hash_key":"000102030405060708090a0b0c0d0e0f","seed":"{seed}",
+        "binds":[{{"ip":"{VIP}","proto":"udp","port":53}}],"backends":[{}]}}]}}"#,
+        backends.join(",")
+    );
+    forwarding_table::build_binary(&forwarding_table::config::parse(&json).expect("table").config)
+}
+
+/// Replaces `path` atomically (write beside it, rename), as build-config does.
+pub fn publish(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+/// A UDP frame from client `seq % 1024` (198.18.0.0/22) to [`VIP`]:53 carrying `seq`.
+pub fn vip_frame(seq: u32) -> Vec<u8> {
+    let client = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + (seq % 1024));
+    let mut f = vec![0u8; 14 + 20 + 8 + 4];
+    f[..6].copy_from_slice(&DIRECTOR_MAC);
+    f[6..12].copy_from_slice(&PEER_MAC);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    ipv4::Repr {
+        src_addr: client,
+        dst_addr: VIP,
+        protocol: glb_wire::ip::Protocol::Udp,
+        payload_len: 12,
+        ttl: 64,
+        ident: 0,
+        dont_frag: false,
+    }
+    .emit(&mut f[14..34])
+    .expect("header");
+    f[42..46].copy_from_slice(&seq.to_be_bytes());
+    udp::emit(&mut f[34..], 40_000, 53, client, VIP).expect("datagram");
+    f
+}
+
+/// (sequence number, outer destination, client) of a tunnel frame made from [`vip_frame`].
+pub fn decode_vip_tunnel(frame: &[u8]) -> Option<(u32, Ipv4Addr, Ipv4Addr)> {
+    let outer = ipv4::Packet::new_checked(frame.get(14..)?).ok()?;
+    let tunnel = gue::Packet::new_checked(outer.payload().get(udp::HEADER_LEN..)?).ok()?;
+    let inner = tunnel.payload();
+    let client = ipv4::Packet::new_checked(inner).ok()?.src_addr();
+    let seq = u32::from_be_bytes(inner.get(28..32)?.try_into().ok()?);
+    Some((seq, outer.dst_addr(), client))
+}
+
+/// The primary `table` gives a [`vip_frame`] flow from `client`.
+pub fn vip_primary(table: &LoadedTable, client: Ipv4Addr) -> Ipv4Addr {
+    let flow = FlowKey { src: IpAddr::V4(client), dst: IpAddr::V4(VIP), src_port: 40_000, dst_port: 53 };
+    table.file().table(0).expect("table").select(&flow, HashFields::default(), None).hops.as_slice()[0]
 }
