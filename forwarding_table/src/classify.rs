@@ -10,7 +10,7 @@
 
 use crate::binary::{BindInfo, TableFile};
 use crate::config::mask;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// One bind, flattened for matching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,11 +106,21 @@ impl Classifier {
     }
 
     /// The first bind in file order whose prefix holds `dst` and that satisfies `accept`.
-    pub fn first(&self, dst: IpAddr, mut accept: impl FnMut(&BindEntry) -> bool) -> Option<&BindEntry> {
+    pub fn first(&self, dst: IpAddr, accept: impl FnMut(&BindEntry) -> bool) -> Option<&BindEntry> {
         let groups = if dst.is_ipv4() { &self.v4 } else { &self.v6 };
+        Self::first_in(groups, |prefix_len| key(dst, prefix_len), accept)
+    }
+
+    /// [`Self::first`] over `groups`, `network(prefix_len)` being the destination's network.
+    #[inline]
+    fn first_in(
+        groups: &[Group],
+        network: impl Fn(u8) -> u128,
+        mut accept: impl FnMut(&BindEntry) -> bool,
+    ) -> Option<&BindEntry> {
         let mut best: Option<&BindEntry> = None;
         for group in groups {
-            let network = key(dst, group.prefix_len);
+            let network = network(group.prefix_len);
             let start = group.entries.partition_point(|e| e.network < network);
             for entry in group.entries[start..].iter().take_while(|e| e.network == network) {
                 if best.is_none_or(|b| entry.order < b.order) && accept(entry) {
@@ -127,6 +137,19 @@ impl Classifier {
     #[must_use]
     pub fn transport(&self, dst: IpAddr, proto: u8, port: Option<u16>) -> Option<usize> {
         self.first(dst, |e| e.proto == proto && port.is_none_or(|p| e.port_matches(p))).map(|e| e.table)
+    }
+
+    /// [`Self::transport`] for an IPv4 destination: the per-packet case, on plain integers.
+    #[inline]
+    #[must_use]
+    pub fn transport_v4(&self, dst: Ipv4Addr, proto: u8, port: Option<u16>) -> Option<usize> {
+        let bits = dst.to_bits();
+        let network = |prefix_len: u8| {
+            let keep = u32::MAX.checked_shl(32 - u32::from(prefix_len.min(32))).unwrap_or(0);
+            u128::from(bits & keep)
+        };
+        Self::first_in(&self.v4, network, |e| e.proto == proto && port.is_none_or(|p| e.port_matches(p)))
+            .map(|e| e.table)
     }
 
     /// Rule c: the table of the first bind holding `dst`, whatever its protocol or ports (an
@@ -182,6 +205,22 @@ mod tests {
         assert_eq!(c.transport(ip("203.0.113.9"), 17, Some(54)), None);
         assert_eq!(c.transport(ip("203.0.113.10"), 6, Some(80)), None);
         assert_eq!(c.transport(ip("203.0.113.10"), 6, None), Some(0), "fragments ignore ports");
+        for (dst, proto, port) in [
+            ("203.0.113.9", 6, Some(80)),
+            ("203.0.113.9", 6, Some(1500)),
+            ("203.0.113.9", 17, Some(53)),
+            ("203.0.113.9", 17, Some(54)),
+            ("203.0.113.10", 6, Some(80)),
+            ("203.0.113.10", 6, None),
+            ("192.0.2.1", 6, None),
+        ] {
+            let v4: Ipv4Addr = dst.parse().expect("address");
+            assert_eq!(
+                c.transport_v4(v4, proto, port),
+                c.transport(ip(dst), proto, port),
+                "{dst} {proto} {port:?}"
+            );
+        }
         assert_eq!(c.address(ip("203.0.113.9")), Some(0), "echo: first table binding the address");
         assert_eq!(c.transport(ip("2001:db8::7"), 6, Some(443)), Some(1));
         assert_eq!(c.transport(ip("2001:db9::7"), 6, Some(443)), None);

@@ -5,7 +5,7 @@
 //! so the CLI's answer is the director's answer.
 
 use crate::binary::TableView;
-use crate::hash::siphash;
+use crate::hash::{ShortInput, siphash_short};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -100,32 +100,56 @@ impl FlowKey {
     /// src_addr ‖ dst_addr ‖ src_port ‖ dst_port, network byte order (at most 36 bytes).
     #[must_use]
     pub fn hash(&self, key: &[u8; 16], fields: HashFields) -> u64 {
-        let mut input = [0u8; 36];
-        let mut len = 0;
-        let mut push = |bytes: &[u8]| {
-            input[len..len + bytes.len()].copy_from_slice(bytes);
-            len += bytes.len();
-        };
-        if fields.src_addr() {
-            push_addr(&mut push, self.src);
-        }
-        if fields.dst_addr() {
-            push_addr(&mut push, self.dst);
-        }
-        if fields.src_port() {
-            push(&self.src_port.to_be_bytes());
-        }
-        if fields.dst_port() {
-            push(&self.dst_port.to_be_bytes());
-        }
-        siphash(key, &input[..len])
+        siphash_short(key, &self.hash_input(fields))
+    }
+
+    /// The bytes [`Self::hash`] hashes (see [`write_hash_input`]).
+    #[must_use]
+    pub fn hash_input(&self, fields: HashFields) -> ShortInput {
+        let (src, dst) = (octets(self.src), octets(self.dst));
+        let mut input = ShortInput::new();
+        write_hash_input(&src.0[..src.1], &dst.0[..dst.1], self.src_port, self.dst_port, fields, &mut input);
+        input
     }
 }
 
-fn push_addr(push: &mut impl FnMut(&[u8]), addr: IpAddr) {
+fn octets(addr: IpAddr) -> ([u8; 16], usize) {
+    let mut bytes = [0u8; 16];
     match addr {
-        IpAddr::V4(a) => push(&a.octets()),
-        IpAddr::V6(a) => push(&a.octets()),
+        IpAddr::V4(a) => {
+            bytes[..4].copy_from_slice(&a.octets());
+            (bytes, 4)
+        }
+        IpAddr::V6(a) => (a.octets(), 16),
+    }
+}
+
+/// The packet-hash input of a flow given as raw fields (`src` and `dst`: 4 or 16 address bytes,
+/// network order), written into `input` (cleared first): the chosen fields in GLB's fixed order
+/// src_addr ‖ dst_addr ‖ src_port ‖ dst_port. [`FlowKey::hash`] hashes exactly this; the
+/// director calls it directly on the fields it keeps as integers, into an input it reuses.
+#[inline]
+pub fn write_hash_input(
+    src: &[u8],
+    dst: &[u8],
+    src_port: u16,
+    dst_port: u16,
+    fields: HashFields,
+    input: &mut ShortInput,
+) {
+    input.clear();
+    // At most 16 + 16 + 2 + 2 = SHORT_MAX bytes: every push fits.
+    if fields.src_addr() {
+        input.push(src);
+    }
+    if fields.dst_addr() {
+        input.push(dst);
+    }
+    if fields.src_port() {
+        input.push(&src_port.to_be_bytes());
+    }
+    if fields.dst_port() {
+        input.push(&dst_port.to_be_bytes());
     }
 }
 
@@ -167,13 +191,20 @@ impl<'a> TableView<'a> {
     #[must_use]
     pub fn select(&self, flow: &FlowKey, fields: HashFields, alt: Option<HashFields>) -> Selection {
         let pkt_hash = flow.hash(self.hash_key(), fields);
+        self.select_hashed(pkt_hash, alt.map(|alt| flow.hash(self.hash_key(), alt)))
+    }
+
+    /// [`Self::select`] for a flow already hashed under this table's key: `pkt_hash` with the
+    /// main fields, `alt_hash` with the migration fields if configured.
+    #[must_use]
+    pub fn select_hashed(&self, pkt_hash: u64, alt_hash: Option<u64>) -> Selection {
         let row = row_of(pkt_hash);
         let (primary, secondary) = self.row(row);
         let mut hops = Hops { addrs: [Ipv4Addr::UNSPECIFIED; 4], len: 2 };
         hops.addrs[0] = self.hop(primary);
         hops.addrs[1] = self.hop(secondary);
-        if let Some(alt) = alt {
-            let (alt_primary, alt_secondary) = self.row(row_of(flow.hash(self.hash_key(), alt)));
+        if let Some(alt_hash) = alt_hash {
+            let (alt_primary, alt_secondary) = self.row(row_of(alt_hash));
             hops.addrs[2] = self.hop(alt_primary);
             hops.addrs[3] = self.hop(alt_secondary);
             hops.len = 4;

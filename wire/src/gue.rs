@@ -122,8 +122,12 @@ impl Repr {
     /// # Errors
     /// More than [`MAX_HOPS`] hops.
     pub fn new(protocol: Protocol, hops: &[Ipv4Addr]) -> Result<Self> {
-        let mut list = [Ipv4Addr::UNSPECIFIED; MAX_HOPS];
-        list.get_mut(..hops.len()).ok_or(Error)?.copy_from_slice(hops);
+        if hops.len() > MAX_HOPS {
+            return Err(Error);
+        }
+        // A fixed number of conditional copies: a variable-length copy becomes a `memcpy` call
+        // whose narrow stores the caller's wide loads of `Self` then wait on.
+        let list = core::array::from_fn(|i| hops.get(i).copied().unwrap_or(Ipv4Addr::UNSPECIFIED));
         Ok(Self { protocol, next_hop: 0, hops: list, hop_count: hops.len() })
     }
 
@@ -135,6 +139,17 @@ impl Repr {
     /// Bytes [`Self::emit`] writes.
     pub const fn buffer_len(&self) -> usize {
         FIXED_LEN + 4 * self.hop_count
+    }
+
+    /// The one's-complement sum of the bytes [`Self::emit`] writes (congruent to their
+    /// [`checksum::sum`](crate::checksum::sum), so equal once folded), computed from the fields:
+    /// what the UDP checksum needs without reading the header back.
+    pub fn sum(&self) -> u32 {
+        let hop_count = u8::try_from(self.hop_count).unwrap_or(u8::MAX);
+        let first = u16::from_be_bytes([1 + hop_count, self.protocol.into()]);
+        let private = u16::from_be_bytes([self.next_hop, hop_count]);
+        let hops: u32 = self.hops().iter().map(|&hop| crate::checksum::addr_sum(hop)).sum();
+        u32::from(first) + u32::from(private) + hops
     }
 
     /// Writes the header into the start of `buffer`.
@@ -183,6 +198,8 @@ mod tests {
         assert_eq!(buf, [0x02, 0x04, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5]);
         let packet = Packet::new_checked(&buf[..]).expect("valid");
         assert_eq!(Repr::parse(&packet), Ok(repr));
+        let finish = crate::checksum::finish;
+        assert_eq!(finish(repr.sum()), finish(crate::checksum::sum(0, &buf)));
         assert_eq!(packet.header_len(), 12);
     }
 

@@ -30,6 +30,7 @@ pub enum Protocol {
 }
 
 impl From<u8> for Protocol {
+    #[inline]
     fn from(value: u8) -> Self {
         match value {
             0 => Self::HopByHop,
@@ -49,6 +50,7 @@ impl From<u8> for Protocol {
 }
 
 impl From<Protocol> for u8 {
+    #[inline]
     fn from(value: Protocol) -> Self {
         match value {
             Protocol::HopByHop => 0,

@@ -53,6 +53,7 @@ pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
+pub mod tunnel;
 pub mod udp;
 
 /// The buffer is too short for what the header says, or a field is out of its legal range.

@@ -77,12 +77,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 /// Sum of the IPv4 pseudo-header for a UDP datagram of `len` bytes.
 #[must_use]
 pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, len: u16) -> u32 {
-    let mut pseudo = [0u8; 12];
-    pseudo[..4].copy_from_slice(&src.octets());
-    pseudo[4..8].copy_from_slice(&dst.octets());
-    pseudo[9] = 17;
-    pseudo[10..].copy_from_slice(&len.to_be_bytes());
-    checksum::sum(0, &pseudo)
+    checksum::addr_sum(src) + checksum::addr_sum(dst) + 17 + u32::from(len)
 }
 
 /// Writes a UDP header at the start of `datagram` (whose length is the UDP Length) and fills in
@@ -93,15 +88,38 @@ pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, len: u16) -> u32 {
 /// `datagram` is shorter than the header or longer than 65 535 bytes.
 pub fn emit(datagram: &mut [u8], src_port: u16, dst_port: u16, src: Ipv4Addr, dst: Ipv4Addr) -> Result<()> {
     let len = u16::try_from(datagram.len()).map_err(|_| Error)?;
-    if datagram.len() < HEADER_LEN {
+    let payload_sum = checksum::sum(0, datagram.get(HEADER_LEN..).ok_or(Error)?);
+    emit_header(datagram, src_port, dst_port, len, src, dst, payload_sum)
+}
+
+/// Writes the 8-byte UDP header of a `len`-byte datagram at the start of `header`, given
+/// `payload_sum`, the [`checksum::sum`] of the `len - 8` payload bytes (however they were
+/// summed). For callers that know the payload's sum without reading it back, e.g. because
+/// they just wrote part of it: [`emit`] is this with the sum read from the buffer.
+///
+/// # Errors
+/// `header` is shorter than 8 bytes or `len` is.
+pub fn emit_header(
+    header: &mut [u8],
+    src_port: u16,
+    dst_port: u16,
+    len: u16,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    payload_sum: u32,
+) -> Result<()> {
+    let header = header.get_mut(..HEADER_LEN).ok_or(Error)?;
+    if usize::from(len) < HEADER_LEN {
         return Err(Error);
     }
-    put16(datagram, 0, src_port);
-    put16(datagram, 2, dst_port);
-    put16(datagram, 4, len);
-    put16(datagram, 6, 0);
-    let sum = checksum::finish(checksum::sum(pseudo_header_sum(src, dst, len), datagram));
-    put16(datagram, 6, if sum == 0 { 0xffff } else { sum });
+    // Summed from the values, not read back from `header` (see `ipv4::Repr::emit`).
+    let words = u32::from(src_port) + u32::from(dst_port) + u32::from(len);
+    let total = u64::from(payload_sum) + u64::from(pseudo_header_sum(src, dst, len)) + u64::from(words);
+    let sum = checksum::finish(checksum::fold64(total));
+    put16(header, 0, src_port);
+    put16(header, 2, dst_port);
+    put16(header, 4, len);
+    put16(header, 6, if sum == 0 { 0xffff } else { sum });
     Ok(())
 }
 

@@ -11,7 +11,7 @@
 use super::flow::{Classified, Family};
 use super::verdict::DropReason;
 use glb_wire::ip::Protocol;
-use glb_wire::{ethernet, gue, ipv4, udp};
+use glb_wire::{ethernet, gue, ipv4, tunnel, udp};
 use std::net::Ipv4Addr;
 
 /// The director's side of the tunnel.
@@ -37,48 +37,44 @@ pub const MAX_HEADROOM: usize = overhead(4);
 /// Encapsulates `buf[start..start + frame_len]` in place. Returns the new (start, len).
 ///
 /// `hops` are [primary, secondary] or [primary, secondary, alt primary, alt secondary]; the first
-/// is the outer destination, the rest go in the GUE list.
+/// is the outer destination, the rest go in the GUE list. `template` is the endpoint's prepared
+/// header ([`TunnelEndpoint::template`]).
 pub fn encapsulate(
     buf: &mut [u8],
     start: usize,
     classified: &Classified,
     pkt_hash: u64,
     hops: &[Ipv4Addr],
-    endpoint: &TunnelEndpoint,
+    template: &tunnel::Template,
 ) -> Result<(usize, usize), DropReason> {
-    let (&primary, listed) = hops.split_first().ok_or(DropReason::Truncated)?;
-    let protocol = match classified.family {
-        Family::V4 => Protocol::Ipv4,
-        Family::V6 => Protocol::Ipv6,
-    };
-    let gue = gue::Repr::new(protocol, listed).map_err(|_| DropReason::TooBig)?;
-    let udp_len = udp::HEADER_LEN + gue.buffer_len() + classified.ip_len;
-    let udp_len16 = u16::try_from(udp_len).map_err(|_| DropReason::TooBig)?;
-    let prepend = ipv4::HEADER_LEN + udp::HEADER_LEN + gue.buffer_len();
+    let listed = hops.len().checked_sub(1).ok_or(DropReason::Truncated)?;
+    if listed > gue::MAX_HOPS {
+        return Err(DropReason::TooBig);
+    }
+    let udp_len = udp::HEADER_LEN + gue::FIXED_LEN + 4 * listed + classified.ip_len;
+    if u16::try_from(udp_len).is_err() {
+        return Err(DropReason::TooBig);
+    }
+    let prepend = tunnel::header_len(listed) - ethernet::HEADER_LEN;
     let new_start = start.checked_sub(prepend).ok_or(DropReason::NoHeadroom)?;
     let new_len = ethernet::HEADER_LEN + prepend + classified.ip_len;
     let out = buf.get_mut(new_start..new_start + new_len).ok_or(DropReason::Truncated)?;
-
-    // The inner packet stays where it is; only headers are written in front of it.
-    let mut eth = ethernet::Frame::new_unchecked(&mut out[..ethernet::HEADER_LEN]);
-    eth.set_dst_addr(endpoint.gateway_mac);
-    eth.set_src_addr(endpoint.local_mac);
-    eth.set_ethertype(ethernet::EtherType::Ipv4);
-    let (ip_and_udp, datagram) = out[ethernet::HEADER_LEN..].split_at_mut(ipv4::HEADER_LEN);
-    ipv4::Repr {
-        src_addr: endpoint.src_ip,
-        dst_addr: primary,
-        protocol: Protocol::Udp,
-        payload_len: udp_len16,
-        ttl: 64,
-        ident: 0,
-        dont_frag: true,
-    }
-    .emit(ip_and_udp)
-    .map_err(|_| DropReason::TooBig)?;
-    gue.emit(&mut datagram[udp::HEADER_LEN..]).map_err(|_| DropReason::Truncated)?;
+    let inner = match classified.family {
+        Family::V4 => Protocol::Ipv4,
+        Family::V6 => Protocol::Ipv6,
+    };
     let hash_low = u16::try_from(pkt_hash & 0x7fff).unwrap_or(0);
     let src_port = 0x8000 | ((hash_low ^ classified.flow_hint) & 0x7fff);
-    udp::emit(datagram, src_port, gue::PORT, endpoint.src_ip, primary).map_err(|_| DropReason::TooBig)?;
+    // The inner packet stays where it is; only headers are written in front of it. The one
+    // remaining failure is an outer packet over 65 535 bytes.
+    template.emit(out, hops, src_port, inner).map_err(|_| DropReason::TooBig)?;
     Ok((new_start, new_len))
+}
+
+impl TunnelEndpoint {
+    /// The tunnel header parts that are the same for every packet.
+    #[must_use]
+    pub fn template(&self) -> tunnel::Template {
+        tunnel::Template::new(self.gateway_mac, self.local_mac, self.src_ip)
+    }
 }
