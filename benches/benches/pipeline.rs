@@ -44,7 +44,7 @@
 //! cost when no other process shares the core; on a busy 2-core machine the median can be far
 //! above it. A Criterion filter (`-- v4_syn`) narrows the summary too. In Criterion's test mode
 //! (`cargo test --benches`, no `--bench`) each case runs once and the summary is skipped. The
-//! whole run takes about 1.5 minutes.
+//! whole run takes about a minute.
 //!
 //! Run: `cargo bench -p glb-benches --bench pipeline`.
 
