@@ -703,11 +703,10 @@ fn from_kernel(queues: [&mut Tap; 2], want: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     panic!("no matching frame from the kernel");
 }
 
-/// Rough rate check, not part of the suite: `cargo test --release -p glb-director --test af_packet
+/// Rough rate check (runs in the suite as a smoke test; for numbers: `cargo test --release -p glb-director --test af_packet
 /// -- --ignored --nocapture throughput`. One AF_PACKET socket transmits 64-byte frames as fast as
 /// it can on one thread, another receives them on a second thread, over one veth pair.
 #[test]
-#[ignore = "measurement; run by hand"]
 fn throughput() {
     if !is_root() {
         return;

@@ -297,7 +297,6 @@ fn two_queues_share_one_program_and_unserved_queues_pass_to_the_kernel() {
 /// On veth both directions are copies through the kernel on the same two CPUs, so this bounds
 /// the backend's own cost from above, not a NIC's rate.
 #[test]
-#[ignore = "measurement; prints packets per second"]
 fn rate() {
     require_root!();
     let lab = Lab::new("xd", 1);

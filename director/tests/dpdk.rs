@@ -499,7 +499,6 @@ fn peer_side() {
 /// ring, RX out of it), copied in by `tx` and out by `rx_burst`. Run it alone, optimised:
 /// `cargo test --release -p glb-director --features dpdk --test dpdk -- --ignored --nocapture rate`
 #[test]
-#[ignore = "a throughput measurement, not a check"]
 fn rate_net_ring() {
     let exe = std::env::current_exe().expect("test binary");
     let status = Command::new(exe)

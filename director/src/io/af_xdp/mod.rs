@@ -76,6 +76,9 @@ pub struct AfXdp {
     umem: umem::Umem,
     /// TX frames the process owns.
     free_tx: Vec<u64>,
+    /// RX frames the fill ring had no room for yet (capacity for every RX frame, reserved at open,
+    /// so parking one never allocates); pushed first on the next burst.
+    unfilled: Vec<u64>,
     /// The TX ring's consumer index at the last flush.
     tx_consumed: u32,
     attachment: Arc<Attachment>,
@@ -155,6 +158,7 @@ impl AfXdp {
             completion,
             umem,
             free_tx,
+            unfilled: Vec::with_capacity(RING_SIZE as usize),
             tx_consumed,
             attachment,
             queue,
@@ -298,6 +302,13 @@ impl PacketIo for AfXdp {
     fn rx_burst(&mut self, burst: &mut Burst) -> Result<usize, IoError> {
         burst.clear();
         let mut taken = 0;
+        while let Some(&frame) = self.unfilled.last() {
+            if !self.fill.push(frame) {
+                break;
+            }
+            self.unfilled.pop();
+            taken += 1;
+        }
         while !burst.is_full() {
             let Some(desc) = self.rx.pop() else { break };
             taken += 1;
@@ -309,8 +320,11 @@ impl PacketIo for AfXdp {
                     burst.commit(desc.len as usize);
                 }
             }
-            let refilled = self.fill.push(self.umem.frame_start(desc.addr));
-            debug_assert!(refilled, "the fill ring holds every RX frame");
+            let frame = self.umem.frame_start(desc.addr);
+            if !self.fill.push(frame) {
+                // Never lose an RX frame: park it until the kernel has consumed fill entries.
+                self.unfilled.push(frame);
+            }
         }
         if taken > 0 {
             self.rx.release();
