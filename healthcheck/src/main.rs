@@ -24,9 +24,10 @@ struct Cli {
     /// Address of the /health and /metrics endpoint.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:19520")]
     listen: SocketAddr,
-    /// Test only: the minimum time between two writes and reloads, instead of GLB's 10 s.
-    #[arg(long, value_name = "MS", hide = true)]
-    test_reload_hold_ms: Option<u64>,
+    /// Minimum time between two writes and reloads [default: 10000, GLB's fixed hold]. A SIGHUP
+    /// always writes and reloads at once. Shorter holds suit labs and tests, not fleets.
+    #[arg(long, value_name = "MS")]
+    reload_hold_ms: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -48,7 +49,7 @@ fn main() -> ExitCode {
     let options = Options {
         config: cli.config,
         listen: cli.listen,
-        hold: cli.test_reload_hold_ms.map_or(DEFAULT_HOLD, Duration::from_millis),
+        hold: cli.reload_hold_ms.map_or(DEFAULT_HOLD, Duration::from_millis),
     };
     let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

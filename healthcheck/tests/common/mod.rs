@@ -155,7 +155,7 @@ pub fn write_config(dir: &Path, reload_command: Option<&str>) {
 pub fn spawn(dir: &Path, hold_ms: u64) -> Child {
     Command::new(env!("CARGO_BIN_EXE_glb-healthcheck"))
         .current_dir(dir)
-        .args(["--config=hc.conf", "--listen=127.0.0.1:0", &format!("--test-reload-hold-ms={hold_ms}")])
+        .args(["--config=hc.conf", "--listen=127.0.0.1:0", &format!("--reload-hold-ms={hold_ms}")])
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
