@@ -8,6 +8,8 @@
 
 mod support;
 
+use testkit::require_root;
+
 use support::{DIRECTOR_MAC, Lab, PEER_MAC, PacketSocket, WAIT, in_netns, ip};
 
 use glb_director::io::af_xdp::{AfXdp, FRAME_SIZE, FRAMES, XdpMode};

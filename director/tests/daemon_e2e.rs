@@ -12,6 +12,8 @@
 
 mod support;
 
+use testkit::require_root;
+
 use forwarding_table::LoadedTable;
 use glb_wire::ethernet::{self, EtherType};
 use glb_wire::{gue, ipv4, udp};

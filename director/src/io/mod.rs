@@ -57,6 +57,15 @@ impl IoError {
     }
 }
 
+impl From<glb_sys::SysError> for IoError {
+    fn from(e: glb_sys::SysError) -> Self {
+        match e {
+            glb_sys::SysError::Os { what, source } => Self::Os { what, source },
+            glb_sys::SysError::Invalid(text) => Self::Setup(text),
+        }
+    }
+}
+
 /// A burst of receive buffers owned by one worker, allocated once.
 #[derive(Debug)]
 pub struct Burst {

@@ -12,14 +12,11 @@
 //! `rx_burst` reads until `EAGAIN` or a full burst, `tx` writes one frame, `flush` has nothing to
 //! do.
 
-#![allow(unsafe_code, reason = "the TUNSETIFF ioctl through libc")]
-
 use super::netdev;
 use super::{Burst, IoError, PacketIo};
-use std::fs::{File, OpenOptions};
+use glb_sys::tun;
+use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 
 pub use super::netdev::mac_address;
 
@@ -38,20 +35,8 @@ impl Tap {
     /// `/dev/net/tun` missing, not permitted (needs `CAP_NET_ADMIN`), a non-TAP or single-queue
     /// device of that name exists, or the address could not be set.
     pub fn open(name: &str, mac: Option<[u8; 6]>) -> Result<Self, IoError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open("/dev/net/tun")
-            .map_err(|e| IoError::os("open /dev/net/tun", e))?;
-        let mut req = netdev::ifreq(name)?;
-        req.ifr_ifru.ifru_flags = netdev::short_flag(libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_MULTI_QUEUE);
-        // SAFETY: TUNSETIFF reads (and writes back the name into) the ifreq, which is valid and
-        // exclusively borrowed for the call.
-        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, std::ptr::from_mut(&mut req)) };
-        if rc < 0 {
-            return Err(IoError::os(format!("TAP {name}: TUNSETIFF"), io::Error::last_os_error()));
-        }
+        let options = tun::Options { kind: tun::Kind::Tap, multi_queue: true, nonblocking: true };
+        let file = tun::open(name, options)?;
         if let Some(mac) = mac
             && netdev::mac_address(name)? != mac
         {

@@ -1,53 +1,23 @@
-//! Test support shared by the privileged tests: two network namespaces joined by a veth pair
-//! (removed on drop, also on panic), running code inside a namespace, and a raw AF_PACKET socket
-//! as the independent end of every check.
+//! Test support shared by the director's privileged tests: two network namespaces joined by a
+//! veth pair (removed on drop, also on panic) and the streaming tests' table and frames. The
+//! generic parts (namespaces, `ip`, packet sockets) are the workspace's `testkit`.
 #![allow(dead_code, reason = "each test binary uses a different part of the support module")]
-#![allow(
-    unsafe_code,
-    reason = "test harness: the AF_PACKET socket needs sockaddr_ll, which has no safe wrapper"
-)]
 
 use forwarding_table::{FlowKey, HashFields, LoadedTable};
 use glb_wire::{gue, ipv4, udp};
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+pub use testkit::{PacketSocket, in_netns, ip};
 
 /// MAC of the director's end.
 pub const DIRECTOR_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x0d, 0x01];
 /// MAC of the peer's end.
 pub const PEER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x0e, 0x01];
-/// `ETH_P_ALL` in host order.
-const ETH_P_ALL: u16 = 0x0003;
 /// How long collection loops wait.
 pub const WAIT: Duration = Duration::from_secs(10);
-
-pub fn is_root() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    // "Uid:\treal\teffective\tsaved\tfs"
-    status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|ids| ids.split_whitespace().nth(1))
-        == Some("0")
-}
-
-/// Returns from the test, saying why, when not root.
-#[macro_export]
-macro_rules! require_root {
-    () => {
-        if !$crate::support::is_root() {
-            eprintln!("skipped: needs root (network namespaces, veth, packet sockets, XDP)");
-            return;
-        }
-    };
-}
-
-pub fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().expect("running ip (iproute2)");
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Two namespaces joined by a veth pair; deleted on drop.
 pub struct Lab {
@@ -109,131 +79,6 @@ impl Drop for Lab {
         for ns in [&self.director_ns, &self.peer_ns] {
             // Deleting a namespace destroys its end of the veth pair (and so the pair).
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-/// Runs `f` on a thread inside network namespace `ns` (sockets it creates stay in `ns`).
-pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let file = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns file");
-                rustix::thread::move_into_link_name_space(
-                    file.as_fd(),
-                    Some(rustix::thread::LinkNameSpaceType::Network),
-                )
-                .expect("setns");
-                f()
-            })
-            .join()
-            .expect("netns thread")
-    })
-}
-
-/// A raw AF_PACKET socket bound to one interface: the independent end of each check.
-pub struct PacketSocket {
-    fd: OwnedFd,
-}
-
-impl PacketSocket {
-    /// Opens a socket receiving every frame of `interface` (in the caller's namespace).
-    pub fn open(interface: &str) -> Self {
-        let os = |what: &str| panic!("{what} on {interface}: {}", std::io::Error::last_os_error());
-        let all = i32::from(ETH_P_ALL.to_be());
-        // SAFETY: plain syscall with constant arguments; the result is checked.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, all) };
-        if raw < 0 {
-            os("socket(AF_PACKET)");
-        }
-        // SAFETY: `raw` is a new fd nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let name = std::ffi::CString::new(interface).expect("interface name");
-        // SAFETY: `name` is a valid NUL-terminated string for the call.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if ifindex == 0 {
-            os("if_nametoindex");
-        }
-        // SAFETY: `sockaddr_ll` is plain old data; all-zero is a valid value.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = u16::try_from(libc::AF_PACKET).expect("AF_PACKET");
-        addr.sll_protocol = ETH_P_ALL.to_be();
-        addr.sll_ifindex = i32::try_from(ifindex).expect("ifindex");
-        // SAFETY: `addr` is a valid sockaddr_ll and the length passed is its size.
-        let ret = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                std::ptr::from_ref(&addr).cast(),
-                u32::try_from(size_of::<libc::sockaddr_ll>()).expect("size"),
-            )
-        };
-        if ret != 0 {
-            os("bind(AF_PACKET)");
-        }
-        let socket = Self { fd };
-        socket.set_option(libc::SO_RCVBUFFORCE, &(32i32 << 20));
-        socket.set_option(libc::SO_RCVTIMEO, &libc::timeval { tv_sec: 0, tv_usec: 20_000 });
-        socket
-    }
-
-    fn set_option<T>(&self, name: i32, value: &T) {
-        // SAFETY: `value` points to a live `T` and the length passed is its size.
-        let ret = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                name,
-                std::ptr::from_ref(value).cast(),
-                u32::try_from(size_of::<T>()).expect("size"),
-            )
-        };
-        assert_eq!(ret, 0, "setsockopt {name}: {}", std::io::Error::last_os_error());
-    }
-
-    /// Sends one frame.
-    pub fn send(&self, frame: &[u8]) {
-        // SAFETY: `frame` is valid for reads of its length.
-        let sent = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        assert_eq!(
-            usize::try_from(sent).ok(),
-            Some(frame.len()),
-            "send: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-
-    /// The next frame received (not one this host sent), or `None` after the receive timeout.
-    pub fn recv(&self) -> Option<Vec<u8>> {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            // SAFETY: `sockaddr_ll` is plain old data; all-zero is a valid value.
-            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            let mut from_len = u32::try_from(size_of::<libc::sockaddr_ll>()).expect("size");
-            // SAFETY: `buf` is valid for writes of its length; `from`/`from_len` describe a
-            // writable sockaddr_ll.
-            let n = unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    0,
-                    std::ptr::from_mut(&mut from).cast(),
-                    &raw mut from_len,
-                )
-            };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                match e.kind() {
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => return None,
-                    std::io::ErrorKind::Interrupted => continue,
-                    _ => panic!("recvfrom: {e}"),
-                }
-            }
-            if from.sll_pkttype == libc::PACKET_OUTGOING {
-                continue;
-            }
-            buf.truncate(usize::try_from(n).expect("length"));
-            return Some(buf);
         }
     }
 }
