@@ -52,7 +52,7 @@ glb_forwarding_table_src() {
             active | draining | filling | inactive) ;;
             *) echo "glb_forwarding_table_src: $name: unknown state '$state'" >&2; return 1 ;;
         esac
-        printf '%s        {"ip": "%s", "state": "%s", "healthy": true, "healthchecks": {"http": 80}}' \
+        printf '%s        {"ip": "%s", "state": "%s", "healthy": true, "healthchecks": {"http": 80, "gue": 19523}}' \
             "$sep" "$(glb_dc_ip4 "$name")" "$state"
         sep=$',\n'
     done

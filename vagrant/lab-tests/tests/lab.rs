@@ -8,7 +8,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use support::{
-    BGP_HOLD, Client, DIRECTORS, HOLD, INTERVAL, Lab, PROXIES, TRIGGER, USER_HOSTS, is_root, request, serial,
+    BGP_HOLD, Client, DIRECTORS, HOLD, INTERVAL, Lab, PROXIES, TRIGGER, USER_HOSTS, request, serial,
     user_ip4, user_ip6, vip4, vip6, wait,
 };
 
@@ -33,9 +33,7 @@ fn encapsulated(lab: &Lab, director: &str) -> u64 {
 
 #[test]
 fn requests_stick_to_proxies_and_survive_drain_and_proxy_failure() {
-    if !is_root() {
-        return;
-    }
+    testkit::require_root!();
     let _serial = serial();
     let lab = Lab::up('a');
 
@@ -115,13 +113,20 @@ fn requests_stick_to_proxies_and_survive_drain_and_proxy_failure() {
             })
             .collect::<Vec<_>>()
     });
+    let forwarded = |lab: &Lab| {
+        PROXIES.iter().map(|p| lab.redirect_counter(p, "forwarded_to_alternate_packets")).sum::<u64>()
+    };
+    let forwarded_before = forwarded(&lab);
     lab.run(&["drain", &drained]);
-    let took = lab.await_backend(&DIRECTORS, &drained, "draining", true);
+    // The binary table has one state for both (GLB's format).
+    let took = lab.await_backend(&DIRECTORS, &drained, "draining/inactive", true);
     eprintln!("{drained} draining on both directors after {took:?}");
     for (i, client) in held.iter_mut().enumerate() {
         let proxy = client.proxy().unwrap_or_else(|e| panic!("held connection {i} after the drain: {e}"));
         assert_eq!(proxy, drained, "held connection {i} answered by another proxy");
     }
+    let second_chances = forwarded(&lab) - forwarded_before;
+    assert!(second_chances >= 50, "the new primaries sent only {second_chances} packets on to {drained}");
     let after_drain = proxies_by_address(&lab, 2);
     for (src, proxies) in &after_drain {
         assert!(!proxies.contains(&drained), "a new connection from {src} went to draining {drained}");
@@ -153,9 +158,7 @@ fn requests_stick_to_proxies_and_survive_drain_and_proxy_failure() {
 
 #[test]
 fn connections_survive_a_director_crash() {
-    if !is_root() {
-        return;
-    }
+    testkit::require_root!();
     let _serial = serial();
     let lab = Lab::up('b');
     assert_eq!(lab.router_nexthops(support::VIP4), 2);

@@ -7,7 +7,6 @@ use socket2::{Domain, Socket, Type};
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -26,6 +25,7 @@ pub const HOLD: Duration = Duration::from_millis(2000);
 pub const BGP_HOLD: Duration = Duration::from_secs(3);
 
 const DIRECTOR_METRICS: &str = "127.0.0.1:9102";
+const REDIRECT_STATS: &str = "127.0.0.1:19521";
 const PACKAGES: [&str; 5] =
     ["glb-director", "glb-director-cli", "glb-healthcheck", "glb-redirect", "glb-lab-httpd"];
 
@@ -33,8 +33,9 @@ pub fn user_ip4(host: u8) -> IpAddr {
     IpAddr::from([198, 51, 100, host])
 }
 
+/// 2001:db8:40::N with N written in decimal digits, as the lab writes it (so ::10, not ::a).
 pub fn user_ip6(host: u8) -> IpAddr {
-    IpAddr::from([0x2001, 0xdb8, 0x40, 0, 0, 0, 0, u16::from(host)])
+    format!("2001:db8:40::{host}").parse().expect("IPv6 address")
 }
 
 pub fn proxy_ip(proxy: &str) -> String {
@@ -47,15 +48,6 @@ pub fn vip4() -> SocketAddr {
 
 pub fn vip6() -> SocketAddr {
     SocketAddr::new(VIP6.parse().expect("VIP"), 80)
-}
-
-/// Whether this process may build namespaces; prints why not.
-pub fn is_root() -> bool {
-    let root = rustix::process::geteuid().is_root();
-    if !root {
-        eprintln!("SKIP: the lab tests need root (network namespaces, veth, TAP, BIRD); run as root");
-    }
-    root
 }
 
 /// One lab at a time: they would only compete for the two CPUs and blur the failover timings.
@@ -129,17 +121,7 @@ impl Lab {
 
     /// Runs `f` on a thread inside `node`'s namespace; sockets it opens stay there.
     pub fn within<T: Send>(&self, node: &str, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.ns(node));
-        std::thread::scope(|scope| {
-            let thread = scope.spawn(|| {
-                let netns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                let kind = Some(rustix::thread::LinkNameSpaceType::Network);
-                rustix::thread::move_into_link_name_space(netns.as_fd(), kind)
-                    .unwrap_or_else(|e| panic!("setns {path}: {e}"));
-                f()
-            });
-            thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        testkit::in_netns(&self.ns(node), f)
     }
 
     /// A director's Prometheus counter, summed over workers.
@@ -181,6 +163,14 @@ impl Lab {
         wait(&format!("{proxy} {state} healthy={healthy} on {directors:?}"), Duration::from_secs(20), || {
             directors.iter().all(|d| self.director_backends(d).get(&ip) == Some(&want))
         })
+    }
+
+    /// A glb-redirect counter of one proxy (its /stats text, GLB's `name: value` lines).
+    pub fn redirect_counter(&self, proxy: &str, name: &str) -> u64 {
+        let text = self.within(proxy, || http_get(REDIRECT_STATS, "/stats")).expect("glb-redirect /stats");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {proxy}'s /stats:\n{text}"))
     }
 
     /// Next hops of the router's route to `vip`.
@@ -233,8 +223,7 @@ impl Lab {
         let links = String::from_utf8_lossy(&links.stdout);
         assert!(!links.contains(&self.prefix), "interfaces left in the root namespace:\n{links}");
         assert!(!self.dir.exists(), "{} is left", self.dir.display());
-        let alive: Vec<u32> =
-            pids.into_iter().filter(|p| Path::new(&format!("/proc/{p}")).exists()).collect();
+        let alive: Vec<u32> = pids.into_iter().filter(|&p| running(p)).collect();
         assert!(alive.is_empty(), "processes left: {alive:?}");
     }
 }
@@ -250,6 +239,12 @@ impl Drop for Lab {
                 .output();
         }
     }
+}
+
+/// Whether `pid` runs (a zombie waiting for init to reap it does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
 }
 
 /// Polls `ready` every 100 ms until it holds; panics after `limit`. Returns the time it took.
