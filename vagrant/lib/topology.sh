@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # (every variable is for the scripts that source this)
 # The example deployment's address plan, shared by the network-namespace lab (vagrant/lab) and the
 # Vagrant VMs (vagrant/provision/*.sh). GLB's Vagrant topology (192.168.40/50.x, 10.10.10.10, fd..)
 # translated to documentation ranges:
@@ -21,8 +21,6 @@ GLB_ROUTER_USER6=2001:db8:40::1
 # Host numbers of the user's source addresses (198.51.100.N and 2001:db8:40::N).
 GLB_USER_HOSTS=(10 11 12 13 14 15 16)
 
-GLB_DC_NET4=203.0.113.0/24
-GLB_DC_NET6=2001:db8:50::/64
 GLB_ROUTER_DC4=203.0.113.1
 GLB_ROUTER_DC6=2001:db8:50::1
 # The router's MAC address on the DC net: the directors send every GUE packet to it
