@@ -301,9 +301,58 @@ pub fn capture<T>(socket: &PacketSocket, ethernet: bool, want: impl Fn(&[u8]) ->
 
 /// A `glb-redirect` process in a namespace; killed (by its pid) on drop, its log printed when
 /// the test failed.
-struct Daemon {
+pub struct Daemon {
     child: Child,
     log: std::path::PathBuf,
+}
+
+impl Daemon {
+    /// Starts `glb-redirect ARGS…` in `ns`, logging to a file.
+    pub fn start(ns: &Netns, args: &[&str]) -> Self {
+        let log = std::env::temp_dir().join(format!("{}.log", ns.name()));
+        let file = std::fs::File::create(&log).expect("daemon log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_glb-redirect")])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .expect("start glb-redirect");
+        Self { child, log }
+    }
+
+    /// Waits until its `/stats` answers in `ns`; panics with its log if it exits first.
+    pub fn wait_ready(&mut self, ns: &Netns) {
+        let deadline = Instant::now() + WAIT;
+        while stats_in(ns).is_none() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("glb-redirect exited with {status}: {}", self.log_text());
+            }
+            assert!(Instant::now() < deadline, "glb-redirect in {} did not start", ns.name());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and waits (up to [`WAIT`]) for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(sent.success(), "kill -TERM {pid}");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "glb-redirect ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What it logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }
 
 impl Drop for Daemon {
@@ -311,8 +360,7 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("--- {} ---\n{log}", self.log.display());
+            eprintln!("--- {} ---\n{}", self.log.display(), self.log_text());
         }
         let _ = std::fs::remove_file(&self.log);
     }
@@ -410,17 +458,17 @@ impl Lab {
         let chained = tester.run(|| UdpSocket::bind((TESTER, GUE_PORT))).expect("bind tester:19523");
         chained.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
         let capture = tester.run(|| PacketSocket::open("br0"));
-        let daemons = proxies.iter().map(start_daemon).collect();
-        let servers = proxies.iter().map(BannerServer::start).collect();
-        let lab = Self { daemons, servers, sender, chained, capture, proxies, tester };
-        for i in [PROXY, ALT] {
-            let deadline = Instant::now() + WAIT;
-            while lab.try_stats(i).is_none() {
-                assert!(Instant::now() < deadline, "glb-redirect in proxy {i} did not start");
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        #[rustfmt::skip]
+        let args = [
+            "--tun", "glbtun0", "--vip", "192.0.2.10", "--vip", "2001:db8:10::10",
+            "--stats-listen", "127.0.0.1:19521", "--workers", "2", "--debug",
+        ];
+        let mut daemons: Vec<Daemon> = proxies.iter().map(|ns| Daemon::start(ns, &args)).collect();
+        for (daemon, ns) in daemons.iter_mut().zip(&proxies) {
+            daemon.wait_ready(ns);
         }
-        lab
+        let servers = proxies.iter().map(BannerServer::start).collect();
+        Self { daemons, servers, sender, chained, capture, proxies, tester }
     }
 
     /// Sends a GUE payload to proxy `to` from the tester's port [`SOURCE_PORT`].
@@ -456,30 +504,9 @@ impl Lab {
         .unwrap_or_else(|| panic!("no TCP segment from {src:?} to port {port} within {WAIT:?}: {what}"))
     }
 
-    fn try_stats(&self, proxy: usize) -> Option<HashMap<String, u64>> {
-        let text = self.proxies[proxy].run(|| {
-            let mut stream = TcpStream::connect("127.0.0.1:19521").ok()?;
-            stream.set_read_timeout(Some(WAIT)).ok()?;
-            stream.write_all(b"GET /stats HTTP/1.0\r\n\r\n").ok()?;
-            let mut text = String::new();
-            stream.read_to_string(&mut text).ok()?;
-            Some(text)
-        })?;
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-            return None;
-        }
-        body.lines()
-            .map(|line| {
-                let (name, value) = line.split_once(": ")?;
-                Some((name.to_owned(), value.parse().ok()?))
-            })
-            .collect()
-    }
-
     /// Proxy `proxy`'s counters, from its `/stats` endpoint.
     pub fn stats(&self, proxy: usize) -> HashMap<String, u64> {
-        self.try_stats(proxy).unwrap_or_else(|| panic!("GET /stats of proxy {proxy} failed"))
+        stats_in(&self.proxies[proxy]).unwrap_or_else(|| panic!("GET /stats of proxy {proxy} failed"))
     }
 
     /// Waits until every counter of proxy `proxy` differs from `before` exactly by `deltas`
@@ -505,17 +532,24 @@ impl Lab {
     }
 }
 
-fn start_daemon(ns: &Netns) -> Daemon {
-    let log = std::env::temp_dir().join(format!("{}.log", ns.name()));
-    let file = std::fs::File::create(&log).expect("daemon log file");
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_glb-redirect")])
-        .args(["--tun", "glbtun0", "--vip", "192.0.2.10", "--vip", "2001:db8:10::10"])
-        .args(["--stats-listen", "127.0.0.1:19521", "--workers", "2", "--debug"])
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().expect("log file"))
-        .stderr(file)
-        .spawn()
-        .expect("start glb-redirect");
-    Daemon { child, log }
+/// The counters `glb-redirect` in `ns` serves on 127.0.0.1:19521, if it answers.
+pub fn stats_in(ns: &Netns) -> Option<HashMap<String, u64>> {
+    let text = ns.run(|| {
+        let mut stream = TcpStream::connect("127.0.0.1:19521").ok()?;
+        stream.set_read_timeout(Some(WAIT)).ok()?;
+        stream.write_all(b"GET /stats HTTP/1.0\r\n\r\n").ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        Some(text)
+    })?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    body.lines()
+        .map(|line| {
+            let (name, value) = line.split_once(": ")?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
 }
