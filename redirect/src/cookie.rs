@@ -136,4 +136,40 @@ mod tests {
         let v6 = program(ipv6::HEADER_LEN, BPF_FUNC_TCP_RAW_CHECK_SYNCOOKIE_IPV6);
         assert_eq!((v6[3].imm, v6[7].imm, v6[8].imm), (74, 54, 207));
     }
+
+    /// The verifier accepts both programs and a made-up cookie is refused (needs CAP_BPF and
+    /// CAP_NET_ADMIN, skipped otherwise; a real cookie is accepted in tests/second_chance.rs).
+    #[test]
+    fn kernel_runs_the_check() {
+        let check = match CookieCheck::load() {
+            Ok(check) => check,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
+                eprintln!("skipped: loading BPF needs CAP_BPF and CAP_NET_ADMIN ({e})");
+                return;
+            }
+            Err(e) => panic!("loading the cookie check: {e}"),
+        };
+        let mut segment = [0u8; tcp::HEADER_LEN];
+        segment[0..4].copy_from_slice(&[0x9c, 0x40, 0, 22]);
+        segment[4..12].copy_from_slice(&[0, 0, 0x13, 0x89, 0xde, 0xad, 0xbe, 0xef]);
+        segment[12..14].copy_from_slice(&[0x50, 0x10]);
+        for (family, mut inner) in
+            [(Family::V4, vec![0x45; ipv4::HEADER_LEN]), (Family::V6, vec![0x60; ipv6::HEADER_LEN])]
+        {
+            let tcp_offset = inner.len();
+            inner.extend_from_slice(&segment);
+            let local = crate::packet::Flow {
+                remote: std::net::Ipv4Addr::LOCALHOST.into(),
+                remote_port: 40_000,
+                local: std::net::Ipv4Addr::LOCALHOST.into(),
+                local_port: 22,
+                flags: 0x10,
+                tcp_offset: Some(tcp_offset),
+            };
+            assert!(!check.check(family, &inner, &local).expect("test run"), "{family:?}");
+            let icmp = crate::packet::Flow { tcp_offset: None, ..local };
+            assert!(!check.check(family, &inner, &icmp).expect("no TCP header, no cookie"));
+            assert!(check.check(family, &inner[..tcp_offset + 10], &local).is_err(), "segment cut short");
+        }
+    }
 }

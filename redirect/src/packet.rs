@@ -263,3 +263,211 @@ fn tcp_flow(remote: IpAddr, local: IpAddr, l4: &[u8], l4_at: usize) -> Result<In
         tcp_offset: Some(l4_at),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 5);
+    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+    const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 5);
+    const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 0, 0, 0, 0, 0x10);
+
+    fn v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8; 20];
+        ipv4::Repr {
+            src_addr: src,
+            dst_addr: dst,
+            protocol: Protocol::from(proto),
+            payload_len: u16::try_from(l4.len()).expect("short"),
+            ttl: 64,
+            ident: 0,
+            dont_frag: false,
+        }
+        .emit(&mut p)
+        .expect("header");
+        p.extend_from_slice(l4);
+        p
+    }
+
+    fn v6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, l4: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend_from_slice(&u16::try_from(l4.len()).expect("short").to_be_bytes());
+        p.extend_from_slice(&[next, 64]);
+        p.extend_from_slice(&src.octets());
+        p.extend_from_slice(&dst.octets());
+        p.extend_from_slice(l4);
+        p
+    }
+
+    /// A 20-byte TCP header.
+    fn tcp(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+        let mut t = vec![0u8; 20];
+        t[0..2].copy_from_slice(&sport.to_be_bytes());
+        t[2..4].copy_from_slice(&dport.to_be_bytes());
+        t[12] = 0x50;
+        t[13] = flags;
+        t
+    }
+
+    fn gue(proto: u8, next_hop: u8, hops: &[[u8; 4]], inner: &[u8]) -> Vec<u8> {
+        let count = u8::try_from(hops.len()).expect("few");
+        let mut d = vec![1 + count, proto, 0, 0, 0, 0, next_hop, count];
+        for hop in hops {
+            d.extend_from_slice(hop);
+        }
+        d.extend_from_slice(inner);
+        d
+    }
+
+    #[test]
+    fn validation_follows_glb() {
+        let inner = v4(CLIENT, VIP, 6, &tcp(40_000, 22, 0x10));
+        let ok = gue(4, 1, &[[192, 0, 2, 11], [192, 0, 2, 12]], &inner);
+        let parsed = Gue::parse(&ok).expect("valid");
+        assert_eq!((parsed.family(), parsed.next_hop(), parsed.hop_count()), (Family::V4, 1, 2));
+        assert_eq!(parsed.hop(1), Some(Ipv4Addr::new(192, 0, 2, 12)));
+        assert_eq!(parsed.hop(2), None);
+        assert_eq!((parsed.inner_offset(), parsed.inner()), (16, &inner[..]));
+
+        // Version, control bit, flags and private-data type are not checked.
+        let mut lax = ok.clone();
+        lax[0] |= 0xe0;
+        lax[2..6].copy_from_slice(&[0xff; 4]);
+        assert!(Gue::parse(&lax).is_ok());
+
+        assert_eq!(Gue::parse(&ok[..3]).err(), Some(DropReason::Truncated));
+        assert_eq!(Gue::parse(&[]).err(), Some(DropReason::Truncated));
+        assert_eq!(Gue::parse(&ok[..15]).err(), Some(DropReason::Truncated), "hops cut short");
+        let mut hlen0 = ok.clone();
+        hlen0[0] = 0;
+        assert_eq!(Gue::parse(&hlen0).err(), Some(DropReason::NoPrivateData));
+        let mut mismatch = ok.clone();
+        mismatch[7] = 1;
+        assert_eq!(Gue::parse(&mismatch).err(), Some(DropReason::HopCountMismatch));
+        for proto in [0, 6, 17, 47] {
+            let mut other = ok.clone();
+            other[1] = proto;
+            assert_eq!(Gue::parse(&other).err(), Some(DropReason::InnerProtocol), "proto {proto}");
+        }
+        let six = gue(41, 0, &[], &v6(CLIENT6, VIP6, 6, &tcp(1, 2, 0x02)));
+        assert_eq!(Gue::parse(&six).map(|g| g.family()), Ok(Family::V6));
+    }
+
+    #[test]
+    fn tcp_flows_from_both_families() {
+        let flow = |family, inner: &[u8]| match classify(family, inner) {
+            Ok(Inner::Tcp(flow)) => flow,
+            other => panic!("{other:?}"),
+        };
+        let f = flow(Family::V4, &v4(CLIENT, VIP, 6, &tcp(40_000, 22, 0x12)));
+        assert_eq!(
+            (f.remote, f.remote_port, f.local, f.local_port),
+            (IpAddr::V4(CLIENT), 40_000, IpAddr::V4(VIP), 22)
+        );
+        assert_eq!((f.flags, f.tcp_offset), (0x12, Some(20)));
+        assert!(f.is_syn() && !f.is_ack_only());
+        // IPv4 options: the TCP header starts after them.
+        let mut options = v4(CLIENT, VIP, 6, &[[1, 1, 1, 1].as_slice(), &tcp(40_000, 22, 0x10)].concat());
+        options[0] = 0x46;
+        let f = flow(Family::V4, &options);
+        assert_eq!((f.local_port, f.tcp_offset, f.is_ack_only()), (22, Some(24), true));
+        let f = flow(Family::V6, &v6(CLIENT6, VIP6, 6, &tcp(40_000, 443, 0x18)));
+        assert_eq!(
+            (f.remote, f.local, f.local_port, f.tcp_offset),
+            (IpAddr::V6(CLIENT6), IpAddr::V6(VIP6), 443, Some(40))
+        );
+        assert!(f.is_ack_only(), "PSH is allowed");
+    }
+
+    #[test]
+    fn stateless_and_unsupported() {
+        let echo = [8, 0, 0, 0, 0, 0, 0, 1, b'x'];
+        assert_eq!(classify(Family::V4, &v4(CLIENT, VIP, 1, &echo)), Ok(Inner::Stateless));
+        let unreachable = [3, 1, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            classify(Family::V4, &v4(CLIENT, VIP, 1, &unreachable)),
+            Ok(Inner::Stateless),
+            "not code 4"
+        );
+        assert_eq!(classify(Family::V4, &v4(CLIENT, VIP, 17, &[0; 8])), Ok(Inner::Stateless));
+        assert_eq!(classify(Family::V6, &v6(CLIENT6, VIP6, 17, &[0; 8])), Ok(Inner::Stateless));
+        assert_eq!(
+            classify(Family::V6, &v6(CLIENT6, VIP6, 58, &[128, 0, 0, 0, 0, 0, 0, 1])),
+            Ok(Inner::Stateless)
+        );
+        assert_eq!(
+            classify(Family::V6, &v6(CLIENT6, VIP6, 58, &[135, 0, 0, 0, 0, 0, 0, 0])),
+            Ok(Inner::Stateless)
+        );
+        assert_eq!(classify(Family::V4, &v4(CLIENT, VIP, 47, &[0; 8])), Err(DropReason::InnerUnsupported));
+        for ext in [0, 43, 44, 60] {
+            let inner = v6(CLIENT6, VIP6, ext, &[6, 0, 0, 0, 0, 0, 0, 0]);
+            assert_eq!(classify(Family::V6, &inner), Err(DropReason::InnerUnsupported), "next header {ext}");
+        }
+    }
+
+    #[test]
+    fn malformed_inner_packets() {
+        let good = v4(CLIENT, VIP, 6, &tcp(1, 2, 0x10));
+        assert_eq!(
+            classify(Family::V4, &good[..39]),
+            Err(DropReason::InnerMalformed),
+            "TCP header cut short"
+        );
+        assert_eq!(classify(Family::V4, &good[..19]), Err(DropReason::InnerMalformed));
+        let six = v6(CLIENT6, VIP6, 6, &tcp(1, 2, 0x10));
+        assert_eq!(classify(Family::V4, &six), Err(DropReason::InnerMalformed), "IPv6 behind protocol 4");
+        assert_eq!(classify(Family::V6, &good), Err(DropReason::InnerMalformed), "IPv4 behind protocol 41");
+        assert_eq!(classify(Family::V6, &six[..59]), Err(DropReason::InnerMalformed));
+        let mut ihl4 = good.clone();
+        ihl4[0] = 0x44;
+        assert_eq!(classify(Family::V4, &ihl4), Err(DropReason::InnerMalformed));
+        assert_eq!(classify(Family::V4, &v4(CLIENT, VIP, 1, &[3, 4, 0, 0])), Err(DropReason::InnerMalformed));
+    }
+
+    #[test]
+    fn pmtu_errors_build_glbs_swapped_header() {
+        // What the VIP sent the client: VIP:22 → CLIENT:40000.
+        let quoted = v4(VIP, CLIENT, 6, &tcp(22, 40_000, 0x18));
+        let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0xdc];
+        icmp.extend_from_slice(&quoted[..28]); // header + 8 bytes, as routers quote
+        let router = Ipv4Addr::new(198, 51, 100, 1);
+        let expected = Flow {
+            remote: IpAddr::V4(CLIENT),
+            remote_port: 40_000,
+            local: IpAddr::V4(VIP),
+            local_port: 22,
+            flags: 0,
+            tcp_offset: None,
+        };
+        assert_eq!(classify(Family::V4, &v4(router, VIP, 1, &icmp)), Ok(Inner::Tcp(expected)));
+        assert_eq!(
+            classify(Family::V4, &v4(router, VIP, 1, &icmp[..8 + 23])),
+            Err(DropReason::InnerMalformed)
+        );
+        // The quoted protocol is not checked (GLB does not either).
+        let mut udp = icmp.clone();
+        udp[8 + 9] = 17;
+        assert!(matches!(classify(Family::V4, &v4(router, VIP, 1, &udp)), Ok(Inner::Tcp(_))));
+
+        let quoted6 = v6(VIP6, CLIENT6, 6, &tcp(443, 40_001, 0x10));
+        let mut ptb = vec![2, 0, 0, 0, 0, 0, 0x05, 0x78];
+        ptb.extend_from_slice(&quoted6[..48]);
+        let router6 = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
+        let flow = match classify(Family::V6, &v6(router6, VIP6, 58, &ptb)) {
+            Ok(Inner::Tcp(flow)) => flow,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            (flow.remote, flow.remote_port, flow.local, flow.local_port),
+            (IpAddr::V6(CLIENT6), 40_001, IpAddr::V6(VIP6), 443)
+        );
+        assert!(!flow.is_syn() && !flow.is_ack_only());
+        assert_eq!(
+            classify(Family::V6, &v6(router6, VIP6, 58, &ptb[..8 + 43])),
+            Err(DropReason::InnerMalformed)
+        );
+    }
+}
