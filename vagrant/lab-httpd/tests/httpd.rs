@@ -25,6 +25,13 @@ impl Server {
         Self { child, addr }
     }
 
+    /// A new connection that has sent `bytes`, ready to read the answers.
+    fn send(&self, bytes: &[u8]) -> BufReader<TcpStream> {
+        let mut stream = self.connect();
+        stream.write_all(bytes).expect("request");
+        BufReader::new(stream)
+    }
+
     fn connect(&self) -> TcpStream {
         let port = self.addr.port();
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -97,15 +104,11 @@ fn keep_alive_connection_serves_many_requests_then_closes_on_request() {
 #[test]
 fn http10_and_bad_requests_close_the_connection() {
     let server = Server::start("127.0.0.1:0");
-    let mut stream = server.connect();
-    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("request");
-    let mut reader = BufReader::new(stream);
+    let mut reader = server.send(b"GET / HTTP/1.0\r\n\r\n");
     assert_eq!(response(&mut reader).2, b"proxy7\n");
     assert!(closed(&mut reader));
 
-    let mut stream = server.connect();
-    stream.write_all(b"BROKEN\r\n\r\nGET / HTTP/1.1\r\n\r\n").expect("request");
-    let mut reader = BufReader::new(stream);
+    let mut reader = server.send(b"BROKEN\r\n\r\nGET / HTTP/1.1\r\n\r\n");
     let (status, _, body) = response(&mut reader);
     assert_eq!(status, "HTTP/1.1 400 Bad Request");
     assert!(String::from_utf8_lossy(&body).contains("request line"), "{body:?}");
@@ -115,9 +118,7 @@ fn http10_and_bad_requests_close_the_connection() {
 #[test]
 fn ipv6_wildcard_also_accepts_ipv4() {
     let server = Server::start("[::]:0");
-    let mut stream = server.connect();
-    stream.write_all(b"HEAD / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n").expect("requests");
-    let mut reader = BufReader::new(stream);
+    let mut reader = server.send(b"HEAD / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n");
     let mut status = String::new();
     reader.read_line(&mut status).expect("HEAD status");
     assert_eq!(status.trim_end(), "HTTP/1.1 200 OK");
