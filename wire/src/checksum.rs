@@ -46,11 +46,13 @@ pub fn sum(initial: u32, data: &[u8]) -> u32 {
 /// Folds a 64-bit one's-complement accumulator to 32 bits (same sum, not yet folded to 16).
 #[must_use]
 #[inline]
-pub fn fold64(mut acc: u64) -> u32 {
-    while acc > 0xffff_ffff {
-        acc = (acc >> 32) + (acc & 0xffff_ffff);
-    }
-    u32::try_from(acc).unwrap_or(u32::MAX)
+pub fn fold64(acc: u64) -> u32 {
+    // One end-around-carry add, no loop: like repeated folding it keeps a non-zero sum
+    // non-zero, so both give the one representative in 1..=u32::MAX.
+    let [a0, a1, a2, a3, b0, b1, b2, b3] = acc.to_le_bytes();
+    let (sum, carry) =
+        u32::from_le_bytes([a0, a1, a2, a3]).overflowing_add(u32::from_le_bytes([b0, b1, b2, b3]));
+    sum + u32::from(carry)
 }
 
 /// The two 16-bit words of an IPv4 address, summed (for headers and pseudo-headers built from
@@ -71,11 +73,11 @@ pub fn finish(acc: u32) -> u16 {
 
 /// Folds a sum to 16 bits, uncomplemented.
 #[inline]
-fn fold16(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc >> 16) + (acc & 0xffff);
-    }
-    u16::try_from(acc).unwrap_or(u16::MAX)
+fn fold16(acc: u32) -> u16 {
+    // As `fold64`: one end-around-carry add.
+    let [a0, a1, b0, b1] = acc.to_le_bytes();
+    let (sum, carry) = u16::from_le_bytes([a0, a1]).overflowing_add(u16::from_le_bytes([b0, b1]));
+    sum + u16::from(carry)
 }
 
 #[cfg(test)]
@@ -91,6 +93,39 @@ mod tests {
             finish(sum(0, &data[..7])),
             finish(sum(0, &[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0x00]))
         );
+    }
+
+    // The one-step folds give what folding until the value fits gives (RFC 1071's loop).
+    #[test]
+    fn folds_equal_repeated_folding() {
+        let check = |acc: u64| {
+            let mut looped = acc;
+            while looped > 0xffff_ffff {
+                looped = (looped >> 32) + (looped & 0xffff_ffff);
+            }
+            assert_eq!(u64::from(fold64(acc)), looped, "fold64({acc:#x})");
+            let narrow = fold64(acc);
+            let mut looped = narrow;
+            while looped > 0xffff {
+                looped = (looped >> 16) + (looped & 0xffff);
+            }
+            assert_eq!(u32::from(fold16(narrow)), looped, "fold16({narrow:#x})");
+        };
+        for edge in [0, 1, 0xffff, 0x1_0000, 0x1_fffe, 0xffff_ffff, 0x1_0000_0000, 0x1_ffff_fffe] {
+            check(edge);
+        }
+        for edge in [u64::MAX, u64::MAX - 1, 0xffff_fffe_0000_0001, 0x8000_0000_8000_0000, 0xffff_0000_ffff] {
+            check(edge);
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            for acc in [x, x >> 20, x >> 31, x >> 33, x >> 47] {
+                check(acc);
+            }
+        }
     }
 
     #[test]
