@@ -86,7 +86,7 @@ impl ShortInput {
 /// The input is already in whole zero-padded blocks, so each block is one word load and the
 /// last one needs no tail assembly: about half the instructions of the general byte-stream
 /// hasher for the 4- to 36-byte inputs of packet hashing.
-#[inline]
+#[inline(always)]
 #[must_use]
 pub fn siphash_short(key: &Key, input: &ShortInput) -> u64 {
     let half = |at: usize| {

@@ -126,12 +126,26 @@ impl Pipeline {
         matcher: &impl BindMatcher,
         frame: &mut Frame<'_>,
     ) -> (Verdict, Option<Routed>) {
+        self.process_fields(file, matcher, frame, self.config.hash_fields, self.config.alt_hash_fields)
+    }
+
+    /// [`Self::process_in`] with the hash fields as arguments: called with constants, the hash
+    /// input is assembled at compile-time offsets and only the fields chosen are read.
+    #[inline(always)]
+    fn process_fields(
+        &self,
+        file: &TableFile<'_>,
+        matcher: &impl BindMatcher,
+        frame: &mut Frame<'_>,
+        fields: HashFields,
+        alt_fields: Option<HashFields>,
+    ) -> (Verdict, Option<Routed>) {
         let classified = match classify(frame.data(), matcher, self.config.classify) {
             Classification::Matched(c) => c,
             Classification::Kernel => return (Verdict::Kernel, None),
             Classification::Drop(reason) => return (Verdict::Drop(reason), None),
         };
-        self.forward(file, frame, &classified)
+        self.forward(file, frame, &classified, fields, alt_fields)
     }
 
     /// Hashes and encapsulates a classified frame.
@@ -141,6 +155,8 @@ impl Pipeline {
         file: &TableFile<'_>,
         frame: &mut Frame<'_>,
         classified: &Classified,
+        fields: HashFields,
+        alt_fields: Option<HashFields>,
     ) -> (Verdict, Option<Routed>) {
         let Some(view) = file.table(classified.table) else {
             return (Verdict::Drop(DropReason::Truncated), None);
@@ -148,9 +164,9 @@ impl Pipeline {
         // The input is built in place and hashed by whole words (`siphash_short`): `FlowKey`'s
         // `IpAddr`s and the general byte-stream hasher cost twice the instructions.
         let mut input = ShortInput::new();
-        classified.write_hash_input(self.config.hash_fields, &mut input);
+        classified.write_hash_input(fields, &mut input);
         let pkt_hash = siphash_short(view.hash_key(), &input);
-        let alt_hash = self.config.alt_hash_fields.map(|alt| {
+        let alt_hash = alt_fields.map(|alt| {
             classified.write_hash_input(alt, &mut input);
             siphash_short(view.hash_key(), &input)
         });
@@ -196,9 +212,33 @@ impl Pipeline {
         counters: &mut Counters,
     ) {
         let file = table.file();
-        for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
-            *verdict = self.process_in(&file, matcher, frame).0;
-            counters.record(*verdict);
+        let (fields, alt_fields) = (self.config.hash_fields, self.config.alt_hash_fields);
+        // GLB's default fields get their own copy of the loop, with the fields as constants.
+        if fields == HashFields::default() && alt_fields.is_none() {
+            Self::burst_loop(frames, verdicts, counters, |frame| {
+                self.process_fields(&file, matcher, frame, HashFields::default(), None).0
+            });
+        } else {
+            Self::burst_loop(frames, verdicts, counters, |frame| {
+                self.process_fields(&file, matcher, frame, fields, alt_fields).0
+            });
         }
+    }
+
+    /// Runs `process` over the burst, counting verdicts in a local copy of `counters` (kept in
+    /// registers rather than re-stored per frame).
+    #[inline(always)]
+    fn burst_loop(
+        frames: &mut [Frame<'_>],
+        verdicts: &mut [Verdict],
+        counters: &mut Counters,
+        mut process: impl FnMut(&mut Frame<'_>) -> Verdict,
+    ) {
+        let mut local = *counters;
+        for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
+            *verdict = process(frame);
+            local.record(*verdict);
+        }
+        *counters = local;
     }
 }
