@@ -10,7 +10,7 @@
 
 use crate::binary::{BindInfo, TableFile};
 use crate::config::mask;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// One bind, flattened for matching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,15 +47,23 @@ impl BindEntry {
 }
 
 fn key(addr: IpAddr, prefix_len: u8) -> u128 {
-    match mask(addr, prefix_len) {
-        IpAddr::V4(a) => u128::from(u32::from(a)),
-        IpAddr::V6(a) => u128::from(a),
+    bits(mask(addr, prefix_len))
+}
+
+/// The address as an integer, IPv4 in the low 32 bits (the space of [`key`]).
+fn bits(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(a.to_bits()),
+        IpAddr::V6(a) => a.to_bits(),
     }
 }
 
 #[derive(Debug, Default)]
 struct Group {
     prefix_len: u8,
+    /// The prefix as a mask of [`bits`]: `key(addr, prefix_len) == bits(addr) & mask`, computed
+    /// once here instead of per packet.
+    mask: u128,
     /// Sorted by network, then file order.
     entries: Vec<BindEntry>,
 }
@@ -90,7 +98,13 @@ impl Classifier {
         let index = match groups.iter().position(|g| g.prefix_len == bind.prefix_len) {
             Some(i) => i,
             None => {
-                groups.push(Group { prefix_len: bind.prefix_len, entries: Vec::new() });
+                let all_ones = if bind.address.is_ipv4() {
+                    IpAddr::V4(Ipv4Addr::from_bits(u32::MAX))
+                } else {
+                    IpAddr::V6(Ipv6Addr::from_bits(u128::MAX))
+                };
+                let mask = key(all_ones, bind.prefix_len);
+                groups.push(Group { prefix_len: bind.prefix_len, mask, entries: Vec::new() });
                 groups.len() - 1
             }
         };
@@ -108,24 +122,28 @@ impl Classifier {
     /// The first bind in file order whose prefix holds `dst` and that satisfies `accept`.
     pub fn first(&self, dst: IpAddr, accept: impl FnMut(&BindEntry) -> bool) -> Option<&BindEntry> {
         let groups = if dst.is_ipv4() { &self.v4 } else { &self.v6 };
-        Self::first_in(groups, |prefix_len| key(dst, prefix_len), accept)
+        Self::first_in(groups, bits(dst), accept)
     }
 
-    /// [`Self::first`] over `groups`, `network(prefix_len)` being the destination's network.
+    /// [`Self::first`] over `groups`, `dst` given as [`bits`]. `accept` must not depend on
+    /// which entries it was shown before (it is a filter).
     #[inline]
     fn first_in(
         groups: &[Group],
-        network: impl Fn(u8) -> u128,
+        dst: u128,
         mut accept: impl FnMut(&BindEntry) -> bool,
     ) -> Option<&BindEntry> {
         let mut best: Option<&BindEntry> = None;
         for group in groups {
-            let network = network(group.prefix_len);
+            let network = dst & group.mask;
             let start = group.entries.partition_point(|e| e.network < network);
-            for entry in group.entries[start..].iter().take_while(|e| e.network == network) {
-                if best.is_none_or(|b| entry.order < b.order) && accept(entry) {
-                    best = Some(entry);
-                }
+            // Entries of one network are in file order: the first accepted is the group's best.
+            let found =
+                group.entries[start..].iter().take_while(|e| e.network == network).find(|e| accept(e));
+            if let Some(entry) = found
+                && best.is_none_or(|b| entry.order < b.order)
+            {
+                best = Some(entry);
             }
         }
         best
@@ -143,13 +161,10 @@ impl Classifier {
     #[inline]
     #[must_use]
     pub fn transport_v4(&self, dst: Ipv4Addr, proto: u8, port: Option<u16>) -> Option<usize> {
-        let bits = dst.to_bits();
-        let network = |prefix_len: u8| {
-            let keep = u32::MAX.checked_shl(32 - u32::from(prefix_len.min(32))).unwrap_or(0);
-            u128::from(bits & keep)
-        };
-        Self::first_in(&self.v4, network, |e| e.proto == proto && port.is_none_or(|p| e.port_matches(p)))
-            .map(|e| e.table)
+        Self::first_in(&self.v4, dst.to_bits().into(), |e| {
+            e.proto == proto && port.is_none_or(|p| e.port_matches(p))
+        })
+        .map(|e| e.table)
     }
 
     /// Rule c: the table of the first bind holding `dst`, whatever its protocol or ports (an
