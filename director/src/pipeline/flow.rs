@@ -200,12 +200,14 @@ fn classify_ip<A: Address>(
     classifier: &impl BindMatcher,
     options: ClassifyOptions,
 ) -> Classification {
+    const ICMP: u8 = Protocol::Icmp.number();
+    const ICMPV6: u8 = Protocol::Icmpv6.number();
     let (table, flow, flow_hint) = match header.protocol {
-        Protocol::Icmp | Protocol::Icmpv6 => match icmp_flow(header, payload, classifier, options) {
+        ICMP | ICMPV6 => match icmp_flow(header, payload, classifier, options) {
             Ok(found) => found,
             Err(outcome) => return outcome,
         },
-        protocol => match transport_flow(header, u8::from(protocol), payload, classifier) {
+        protocol => match transport_flow(header, protocol, payload, classifier) {
             Ok(found) => found,
             Err(outcome) => return outcome,
         },
@@ -253,8 +255,8 @@ impl Address for Ipv6Addr {
 struct IpHeader<A> {
     src: A,
     dst: A,
-    /// Transport protocol (after IPv6 extension headers).
-    protocol: Protocol,
+    /// Transport protocol number (after IPv6 extension headers).
+    protocol: u8,
     /// Carries no transport header (IPv4 offset ≠ 0, or an IPv6 fragment header with one).
     non_first_fragment: bool,
     /// IPv4 Identification, or the low 16 bits of the IPv6 flow label: the echo flow hint.
@@ -272,7 +274,7 @@ fn ipv4_header(l3: &[u8]) -> Option<(IpHeader<Ipv4Addr>, &[u8])> {
     let header = IpHeader {
         src: ip.src_addr(),
         dst: ip.dst_addr(),
-        protocol: ip.protocol(),
+        protocol: ip.protocol_number(),
         non_first_fragment: ip.frag_offset() != 0,
         echo_hint: ip.ident(),
         ip_len: usize::from(ip.total_len()),
@@ -288,7 +290,7 @@ fn ipv6_header(l3: &[u8]) -> Option<(IpHeader<Ipv6Addr>, &[u8])> {
     let header = IpHeader {
         src: ip.src_addr(),
         dst: ip.dst_addr(),
-        protocol: upper.protocol,
+        protocol: upper.protocol.number(),
         non_first_fragment: upper.non_first_fragment,
         echo_hint: u16::try_from(ip.flow_label() & 0xffff).unwrap_or(0),
         ip_len: ip.total_len(),
