@@ -9,16 +9,30 @@ use core::net::Ipv4Addr;
 /// byte-swapped once at the end (RFC 1071 §2(B): the sum is byte-order independent), so the
 /// loop is plain 64-bit loads and adds, with no per-word byte swap.
 #[must_use]
+#[inline]
 pub fn sum(initial: u32, data: &[u8]) -> u32 {
     // Whole 64-bit words into a 128-bit accumulator: one add-with-carry pair per word, the
     // carries kept in the high half (and no vectorised loop whose set-up outweighs the 40- to
-    // 80-byte packets of the common case).
+    // 80-byte packets of the common case). Four words per iteration and then at most a
+    // 16- and an 8-byte step: no remainder loop, whose set-up cost a third of a 44-byte sum.
+    let word = |bytes: &[u8; 8]| u128::from(u64::from_le_bytes(*bytes));
     let mut wide = 0u128;
-    let mut chunks = data.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        wide += u128::from(u64::from_le_bytes(word));
+    let mut quads = data.chunks_exact(32);
+    for quad in &mut quads {
+        for eight in quad.as_chunks::<8>().0 {
+            wide += word(eight);
+        }
+    }
+    let mut rest = quads.remainder();
+    if let Some((sixteen, more)) = rest.split_first_chunk::<16>() {
+        for eight in sixteen.as_chunks::<8>().0 {
+            wide += word(eight);
+        }
+        rest = more;
+    }
+    if let Some((eight, more)) = rest.split_first_chunk::<8>() {
+        wide += word(eight);
+        rest = more;
     }
     // 2^64 ≡ 1 (mod 2^16 - 1): the carry count in the high half adds like a plain word.
     let low = u64::try_from(wide & u128::from(u64::MAX)).unwrap_or(u64::MAX);
@@ -26,7 +40,6 @@ pub fn sum(initial: u32, data: &[u8]) -> u32 {
     let mut acc = (low >> 32) + (low & 0xffff_ffff) + (high >> 32) + (high & 0xffff_ffff);
     // The last 0..=7 bytes in at most three fixed-size reads (a variable-length copy into a
     // zeroed word would be a `memcpy` call and a store-forwarding stall).
-    let mut rest = chunks.remainder();
     let mut shift = 0;
     if let Some((four, more)) = rest.split_first_chunk::<4>() {
         acc += u64::from(u32::from_le_bytes(*four));
