@@ -10,7 +10,7 @@
 //!   does is never forwarded (its tunnel lengths could not be consistent).
 
 use super::verdict::DropReason;
-use forwarding_table::hash::ShortInput;
+use forwarding_table::hash::{HashInput, Key, ShortInput, SmallInput, siphash_short};
 use forwarding_table::lookup::write_hash_input;
 use forwarding_table::{Classifier, FlowKey, HashFields};
 use glb_wire::ethernet::{self, EtherType};
@@ -77,10 +77,29 @@ impl Classified {
         }
     }
 
+    /// [`FlowKey::hash`] of [`Self::flow_key`]: an IPv4 flow's input is assembled in registers
+    /// ([`SmallInput`]), an IPv6 flow's in a [`ShortInput`].
+    #[inline(always)]
+    #[must_use]
+    pub fn hash(&self, key: &Key, fields: HashFields) -> u64 {
+        match self.family {
+            Family::V4 => {
+                let mut input = SmallInput::new();
+                self.write_hash_input(fields, &mut input);
+                siphash_short(key, &input)
+            }
+            Family::V6 => {
+                let mut input = ShortInput::new();
+                self.write_hash_input(fields, &mut input);
+                siphash_short(key, &input)
+            }
+        }
+    }
+
     /// Writes the packet-hash input for `fields` into `input`: what [`FlowKey::hash`] hashes
-    /// for [`Self::flow_key`].
+    /// for [`Self::flow_key`] (an IPv6 flow's needs a [`ShortInput`]).
     #[inline]
-    pub fn write_hash_input(&self, fields: HashFields, input: &mut ShortInput) {
+    pub fn write_hash_input(&self, fields: HashFields, input: &mut impl HashInput) {
         let Flow { src, dst, src_port, dst_port } = self.flow;
         match self.family {
             Family::V4 => write_hash_input(&low32(src), &low32(dst), src_port, dst_port, fields, input),
@@ -389,7 +408,6 @@ fn quoted_packet(family: Family, quoted: &[u8]) -> Option<(IpAddr, IpAddr, &[u8]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use forwarding_table::hash::siphash_short;
 
     /// Ethernet | IP `src` → `dst` | TCP 45678 → 80, no payload.
     fn tcp_frame(src: IpAddr, dst: IpAddr) -> Vec<u8> {
@@ -435,6 +453,7 @@ mod tests {
                 c.write_hash_input(fields, &mut input);
                 assert_eq!(input, expected.hash_input(fields), "{src} {fields}");
                 assert_eq!(siphash_short(&key, &input), expected.hash(&key, fields), "{src} {fields}");
+                assert_eq!(c.hash(&key, fields), expected.hash(&key, fields), "{src} {fields}");
             }
         }
     }

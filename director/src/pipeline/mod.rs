@@ -18,7 +18,6 @@ pub use flow::{
 };
 pub use verdict::{Counters, DropReason, Verdict};
 
-use forwarding_table::hash::{ShortInput, siphash_short};
 use forwarding_table::{HashFields, LoadedTable, TableFile};
 use glb_wire::tunnel::Template;
 
@@ -161,15 +160,11 @@ impl Pipeline {
         let Some(view) = file.table(classified.table) else {
             return (Verdict::Drop(DropReason::Truncated), None);
         };
-        // The input is built in place and hashed by whole words (`siphash_short`): `FlowKey`'s
-        // `IpAddr`s and the general byte-stream hasher cost twice the instructions.
-        let mut input = ShortInput::new();
-        classified.write_hash_input(fields, &mut input);
-        let pkt_hash = siphash_short(view.hash_key(), &input);
-        let alt_hash = alt_fields.map(|alt| {
-            classified.write_hash_input(alt, &mut input);
-            siphash_short(view.hash_key(), &input)
-        });
+        // The input is built from the integer fields and hashed by whole words
+        // (`siphash_short`): `FlowKey`'s `IpAddr`s and the general byte-stream hasher cost
+        // twice the instructions.
+        let pkt_hash = classified.hash(view.hash_key(), fields);
+        let alt_hash = alt_fields.map(|alt| classified.hash(view.hash_key(), alt));
         let selection = view.select_hashed(pkt_hash, alt_hash);
         let hops = selection.hops.as_slice();
         match encap::encapsulate(frame.buf, frame.start, classified, pkt_hash, hops, &self.template) {
