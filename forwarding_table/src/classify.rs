@@ -8,7 +8,7 @@
 //! lookup is one binary search per distinct prefix length (usually one or two), not a scan over
 //! up to 256 binds × tables. Built once per table load; queries never allocate.
 
-use crate::binary::{BindInfo, TableFile};
+use crate::binary::TableFile;
 use crate::config::mask;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -24,6 +24,9 @@ pub struct BindEntry {
     port_start: u16,
     port_end: u16,
     prefix_len: u8,
+    /// The prefix as a mask of [`bits`]: `key(addr, prefix_len) == bits(addr) & mask`, computed
+    /// once here instead of per packet.
+    mask: u128,
     network: u128,
 }
 
@@ -61,78 +64,62 @@ fn bits(addr: IpAddr) -> u128 {
 #[derive(Debug, Default)]
 struct Group {
     prefix_len: u8,
-    /// The prefix as a mask of [`bits`]: `key(addr, prefix_len) == bits(addr) & mask`, computed
-    /// once here instead of per packet.
+    /// [`BindEntry::mask`] of every entry.
     mask: u128,
     /// Sorted by network, then file order.
     entries: Vec<BindEntry>,
 }
 
-/// The binds of every table of a file, indexed for per-packet matching.
-#[derive(Debug, Default)]
-pub struct Classifier {
-    v4: Vec<Group>,
-    v6: Vec<Group>,
+/// Binds of one family at most this many are scanned in file order rather than searched:
+/// for a handful, one masked compare each costs less than a binary search per prefix length.
+const SCAN_MAX: usize = 8;
+
+/// The binds of one address family.
+#[derive(Debug)]
+enum Index {
+    /// At most [`SCAN_MAX`] binds, in file order.
+    Scan(Vec<BindEntry>),
+    /// Grouped by prefix length.
+    Search(Vec<Group>),
 }
 
-impl Classifier {
-    /// Indexes the binds of `file`.
-    #[must_use]
-    pub fn new(file: &TableFile<'_>) -> Self {
-        let mut classifier = Self::default();
-        let mut order = 0;
-        for table in file.tables() {
-            for bind in table.binds() {
-                classifier.insert(table.index(), order, &bind);
-                order += 1;
+impl Default for Index {
+    fn default() -> Self {
+        Self::Scan(Vec::new())
+    }
+}
+
+impl Index {
+    /// Indexes `binds`, given in file order.
+    fn new(binds: Vec<BindEntry>) -> Self {
+        if binds.len() <= SCAN_MAX {
+            return Self::Scan(binds);
+        }
+        let mut groups: Vec<Group> = Vec::new();
+        for entry in binds {
+            match groups.iter_mut().find(|g| g.prefix_len == entry.prefix_len) {
+                Some(group) => group.entries.push(entry),
+                None => groups.push(Group {
+                    prefix_len: entry.prefix_len,
+                    mask: entry.mask,
+                    entries: vec![entry],
+                }),
             }
         }
-        for group in classifier.v4.iter_mut().chain(classifier.v6.iter_mut()) {
+        for group in &mut groups {
             group.entries.sort_by_key(|e| (e.network, e.order));
         }
-        classifier
+        Self::Search(groups)
     }
 
-    fn insert(&mut self, table: usize, order: usize, bind: &BindInfo) {
-        let groups = if bind.address.is_ipv4() { &mut self.v4 } else { &mut self.v6 };
-        let index = match groups.iter().position(|g| g.prefix_len == bind.prefix_len) {
-            Some(i) => i,
-            None => {
-                let all_ones = if bind.address.is_ipv4() {
-                    IpAddr::V4(Ipv4Addr::from_bits(u32::MAX))
-                } else {
-                    IpAddr::V6(Ipv6Addr::from_bits(u128::MAX))
-                };
-                let mask = key(all_ones, bind.prefix_len);
-                groups.push(Group { prefix_len: bind.prefix_len, mask, entries: Vec::new() });
-                groups.len() - 1
-            }
-        };
-        groups[index].entries.push(BindEntry {
-            table,
-            order,
-            proto: bind.proto,
-            port_start: bind.port_start,
-            port_end: bind.port_end,
-            prefix_len: bind.prefix_len,
-            network: key(bind.address, bind.prefix_len),
-        });
-    }
-
-    /// The first bind in file order whose prefix holds `dst` and that satisfies `accept`.
-    pub fn first(&self, dst: IpAddr, accept: impl FnMut(&BindEntry) -> bool) -> Option<&BindEntry> {
-        let groups = if dst.is_ipv4() { &self.v4 } else { &self.v6 };
-        Self::first_in(groups, bits(dst), accept)
-    }
-
-    /// [`Self::first`] over `groups`, `dst` given as [`bits`]. `accept` must not depend on
-    /// which entries it was shown before (it is a filter).
+    /// The first entry in file order whose prefix holds `dst` (as [`bits`]) and that `accept`s.
+    /// `accept` must not depend on which entries it was shown before (it is a filter).
     #[inline]
-    fn first_in(
-        groups: &[Group],
-        dst: u128,
-        mut accept: impl FnMut(&BindEntry) -> bool,
-    ) -> Option<&BindEntry> {
+    fn first(&self, dst: u128, mut accept: impl FnMut(&BindEntry) -> bool) -> Option<&BindEntry> {
+        let groups = match self {
+            Self::Scan(entries) => return entries.iter().find(|e| dst & e.mask == e.network && accept(e)),
+            Self::Search(groups) => groups,
+        };
         let mut best: Option<&BindEntry> = None;
         for group in groups {
             let network = dst & group.mask;
@@ -148,6 +135,50 @@ impl Classifier {
         }
         best
     }
+}
+
+/// The binds of every table of a file, indexed for per-packet matching.
+#[derive(Debug, Default)]
+pub struct Classifier {
+    v4: Index,
+    v6: Index,
+}
+
+impl Classifier {
+    /// Indexes the binds of `file`.
+    #[must_use]
+    pub fn new(file: &TableFile<'_>) -> Self {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        let mut order = 0;
+        for table in file.tables() {
+            for bind in table.binds() {
+                let all_ones = if bind.address.is_ipv4() {
+                    IpAddr::V4(Ipv4Addr::from_bits(u32::MAX))
+                } else {
+                    IpAddr::V6(Ipv6Addr::from_bits(u128::MAX))
+                };
+                let entry = BindEntry {
+                    table: table.index(),
+                    order,
+                    proto: bind.proto,
+                    port_start: bind.port_start,
+                    port_end: bind.port_end,
+                    prefix_len: bind.prefix_len,
+                    mask: key(all_ones, bind.prefix_len),
+                    network: key(bind.address, bind.prefix_len),
+                };
+                if bind.address.is_ipv4() { &mut v4 } else { &mut v6 }.push(entry);
+                order += 1;
+            }
+        }
+        Self { v4: Index::new(v4), v6: Index::new(v6) }
+    }
+
+    /// The first bind in file order whose prefix holds `dst` and that satisfies `accept`.
+    pub fn first(&self, dst: IpAddr, accept: impl FnMut(&BindEntry) -> bool) -> Option<&BindEntry> {
+        let index = if dst.is_ipv4() { &self.v4 } else { &self.v6 };
+        index.first(bits(dst), accept)
+    }
 
     /// Rule a: the table of the first bind matching destination, protocol and destination port.
     /// `port` is `None` for a non-first fragment, which carries no ports and matches on address
@@ -161,10 +192,9 @@ impl Classifier {
     #[inline]
     #[must_use]
     pub fn transport_v4(&self, dst: Ipv4Addr, proto: u8, port: Option<u16>) -> Option<usize> {
-        Self::first_in(&self.v4, dst.to_bits().into(), |e| {
-            e.proto == proto && port.is_none_or(|p| e.port_matches(p))
-        })
-        .map(|e| e.table)
+        self.v4
+            .first(dst.to_bits().into(), |e| e.proto == proto && port.is_none_or(|p| e.port_matches(p)))
+            .map(|e| e.table)
     }
 
     /// Rule c: the table of the first bind holding `dst`, whatever its protocol or ports (an
@@ -189,6 +219,8 @@ impl Classifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::binary::{BindInfo, layout};
+    use zerocopy::FromBytes;
 
     fn file(json: &str) -> Vec<u8> {
         crate::build_binary(&crate::config::parse(json).expect("valid").config)
@@ -242,6 +274,94 @@ mod tests {
         assert_eq!(c.icmp_error(ip("203.0.113.9"), ip("203.0.113.9"), 80), Some(1));
         assert_eq!(c.icmp_error(ip("203.0.113.9"), ip("192.0.2.1"), 80), None, "quoted source outside");
         assert_eq!(c.icmp_error(ip("203.0.113.9"), ip("2001:db8::1"), 80), None);
+    }
+
+    /// The table of the first bind in file order holding `dst` that `accept`s, straight from
+    /// the file: what every classifier query must answer, however the binds are indexed.
+    fn reference(file: &TableFile<'_>, dst: IpAddr, accept: impl Fn(&BindInfo) -> bool) -> Option<usize> {
+        let holds = |b: &BindInfo| {
+            b.address.is_ipv4() == dst.is_ipv4() && mask(b.address, b.prefix_len) == mask(dst, b.prefix_len)
+        };
+        file.tables().find(|t| t.binds().any(|b| holds(&b) && accept(&b))).map(|t| t.index())
+    }
+
+    /// Whether `port` is in the bind's range (a reversed range matches its endpoints).
+    fn port_ok(b: &BindInfo, port: u16) -> bool {
+        if b.port_start <= b.port_end {
+            (b.port_start..=b.port_end).contains(&port)
+        } else {
+            port == b.port_start || port == b.port_end
+        }
+    }
+
+    /// Every query of `c` over a grid of destinations, protocols and ports equals [`reference`].
+    fn check_against_reference(bytes: &[u8]) {
+        let tf = TableFile::parse(bytes).expect("valid");
+        let c = Classifier::new(&tf);
+        let mut dsts: Vec<IpAddr> = (0..=40u8).map(|h| IpAddr::V4(Ipv4Addr::new(192, 0, 2, h))).collect();
+        dsts.extend((0..=12u8).map(|h| IpAddr::V4(Ipv4Addr::new(203, 0, 113, h))));
+        dsts.extend(
+            ["198.51.100.9", "2001:db8::1", "2001:db8:0:1::1", "2001:db8:1::5"]
+                .map(|a| a.parse::<IpAddr>().expect("address")),
+        );
+        for dst in dsts {
+            for proto in [1, 6, 17] {
+                for port in [None, Some(1), Some(53), Some(80), Some(81), Some(443), Some(1500), Some(65535)]
+                {
+                    let expected =
+                        reference(&tf, dst, |b| b.proto == proto && port.is_none_or(|p| port_ok(b, p)));
+                    assert_eq!(c.transport(dst, proto, port), expected, "transport {dst} {proto} {port:?}");
+                    if let IpAddr::V4(v4) = dst {
+                        assert_eq!(
+                            c.transport_v4(v4, proto, port),
+                            expected,
+                            "transport_v4 {dst} {proto} {port:?}"
+                        );
+                    }
+                }
+            }
+            assert_eq!(c.address(dst), reference(&tf, dst, |_| true), "address {dst}");
+            for port in [80, 443, 1000] {
+                let expected = reference(&tf, dst, |b| port_ok(b, port));
+                assert_eq!(c.icmp_error(dst, dst, port), expected, "icmp_error {dst} {port}");
+            }
+        }
+    }
+
+    // Many binds (searched by prefix length) and few (scanned) answer like the file read in
+    // order, including binds of different tables that overlap (as a GLB-built file may have).
+    #[test]
+    fn searched_and_scanned_binds_answer_in_file_order() {
+        let many: Vec<String> =
+            (10..22).map(|h| format!(r#"{{"ip":"192.0.2.{h}","proto":"tcp","port":80}}"#)).collect();
+        let a = table(&format!(
+            r#"{},{{"ip":"203.0.113.0/28","proto":"udp","port":53}},{{"ip":"2001:db8::/64","proto":"tcp","port":443}}"#,
+            many.join(",")
+        ));
+        let b = table(
+            r#"{"ip":"198.51.100.0/24","proto":"tcp","port_start":1,"port_end":65535},
+               {"ip":"203.0.113.4/30","proto":"tcp","port_start":1000,"port_end":2000},
+               {"ip":"2001:db8:1::/48","proto":"tcp","port":443}"#,
+        );
+        // Table 1's first bind is pointed at 192.0.2.0/26, all TCP ports: it overlaps table 0's
+        // binds, which come first in the file.
+        let overlapped = |mut bytes: Vec<u8>| {
+            let at = layout::HEADER_LEN + layout::BLOCK_LEN + layout::BINDS_OFFSET;
+            let slot = layout::BindSlot::mut_from_bytes(&mut bytes[at..at + size_of::<layout::BindSlot>()])
+                .expect("a bind slot");
+            slot.address[..4].copy_from_slice(&[192, 0, 2, 0]);
+            slot.ip_bits.set(26);
+            bytes
+        };
+        let searched = overlapped(file(&format!(r#"{{"tables":[{a},{b}]}}"#)));
+        check_against_reference(&searched);
+        let tf = TableFile::parse(&searched).expect("valid");
+        assert!(matches!(Classifier::new(&tf).v4, Index::Search(_)), "15 IPv4 binds are searched");
+
+        let scanned = overlapped(file(&format!(r#"{{"tables":[{},{b}]}}"#, table(&many[..3].join(",")))));
+        check_against_reference(&scanned);
+        let tf = TableFile::parse(&scanned).expect("valid");
+        assert!(matches!(Classifier::new(&tf).v4, Index::Scan(_)), "5 IPv4 binds are scanned");
     }
 
     #[test]
