@@ -115,11 +115,26 @@ impl Index {
     /// The first entry in file order whose prefix holds `dst` (as [`bits`]) and that `accept`s.
     /// `accept` must not depend on which entries it was shown before (it is a filter).
     #[inline]
-    fn first(&self, dst: u128, mut accept: impl FnMut(&BindEntry) -> bool) -> Option<&BindEntry> {
-        let groups = match self {
-            Self::Scan(entries) => return entries.iter().find(|e| dst & e.mask == e.network && accept(e)),
-            Self::Search(groups) => groups,
-        };
+    fn first(&self, dst: u128, accept: impl FnMut(&BindEntry) -> bool) -> Option<&BindEntry> {
+        match self {
+            Self::Scan(entries) => Self::scan(entries, dst, accept),
+            Self::Search(groups) => Self::search(groups, dst, accept),
+        }
+    }
+
+    #[inline(always)]
+    fn scan(
+        entries: &[BindEntry],
+        dst: u128,
+        mut accept: impl FnMut(&BindEntry) -> bool,
+    ) -> Option<&BindEntry> {
+        entries.iter().find(|e| dst & e.mask == e.network && accept(e))
+    }
+
+    /// Out of line: the searched case is the rarer one, and its code would crowd the
+    /// per-packet path the scan is inlined into.
+    #[inline(never)]
+    fn search(groups: &[Group], dst: u128, mut accept: impl FnMut(&BindEntry) -> bool) -> Option<&BindEntry> {
         let mut best: Option<&BindEntry> = None;
         for group in groups {
             let network = dst & group.mask;

@@ -347,6 +347,10 @@ fn transport_flow<A: Address>(
 }
 
 /// Rules b (frag-needed / packet-too-big, routed on the quoted packet) and c (echo request).
+///
+/// Out of line and cold: ICMP is the rare case, and its code stays out of the TCP/UDP path.
+#[cold]
+#[inline(never)]
 fn icmp_flow<A: Address>(
     header: &IpHeader<A>,
     payload: &[u8],
