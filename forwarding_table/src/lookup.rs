@@ -195,6 +195,12 @@ impl<'a> TableView<'a> {
         self.select_hashed(pkt_hash, alt.map(|alt| flow.hash(self.hash_key(), alt)))
     }
 
+    /// The row slot `pkt_hash` selects (what [`Self::select_hashed`] reads), e.g. to prefetch.
+    #[must_use]
+    pub fn row_slot_hashed(&self, pkt_hash: u64) -> &'a crate::binary::layout::RowSlot {
+        self.row_slot(row_of(pkt_hash))
+    }
+
     /// [`Self::select`] for a flow already hashed under this table's key: `pkt_hash` with the
     /// main fields, `alt_hash` with the migration fields if configured.
     #[must_use]
