@@ -221,12 +221,11 @@ impl Pipeline {
     /// [`Self::process_burst`] with another way of choosing the table.
     ///
     /// The table file is viewed once. With one table, frame by frame: its rows (512 KiB) stay
-    /// mostly in a core's L2. With more, in two passes over each [`STAGE`] frames: first every
-    /// frame is classified and hashed and its row prefetched ([`Self::route`]), then every
-    /// routed frame reads its row and is encapsulated ([`Self::deliver`]), so the row misses
-    /// overlap the next frames' work. On the bench (4 tables, 2.1 MB of rows) that halved the
-    /// time per packet; with one table it gained little and the extra passes cost more than
-    /// that on the IPv4/IPv6 mix.
+    /// mostly in a core's L2. With more, in two passes over each 32 frames: first every frame
+    /// is classified and hashed and its row prefetched, then every such frame reads its row and
+    /// is encapsulated, so the row misses overlap the next frames' work. On the bench (4 tables,
+    /// 2.1 MB of rows) that halved the time per packet; with one table it gained little, and
+    /// the extra passes cost more than that on the IPv4/IPv6 mix.
     pub fn process_burst_with(
         &self,
         table: &LoadedTable,
