@@ -12,3 +12,4 @@ pub mod io;
 pub mod pcap;
 pub mod pipeline;
 pub mod runtime;
+mod sys;

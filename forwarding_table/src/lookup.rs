@@ -5,7 +5,7 @@
 //! so the CLI's answer is the director's answer.
 
 use crate::binary::TableView;
-use crate::hash::{ShortInput, siphash_short};
+use crate::hash::{HashInput, ShortInput, siphash_short};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -127,7 +127,8 @@ fn octets(addr: IpAddr) -> ([u8; 16], usize) {
 /// The packet-hash input of a flow given as raw fields (`src` and `dst`: 4 or 16 address bytes,
 /// network order), written into `input` (cleared first): the chosen fields in GLB's fixed order
 /// src_addr ‖ dst_addr ‖ src_port ‖ dst_port. [`FlowKey::hash`] hashes exactly this; the
-/// director calls it directly on the fields it keeps as integers, into an input it reuses.
+/// director calls it directly on the fields it keeps as integers. A [`ShortInput`] holds any
+/// flow's input; a [`crate::hash::SmallInput`] one with 4-byte addresses.
 #[inline]
 pub fn write_hash_input(
     src: &[u8],
@@ -135,10 +136,10 @@ pub fn write_hash_input(
     src_port: u16,
     dst_port: u16,
     fields: HashFields,
-    input: &mut ShortInput,
+    input: &mut impl HashInput,
 ) {
     input.clear();
-    // At most 16 + 16 + 2 + 2 = SHORT_MAX bytes: every push fits.
+    // At most 16 + 16 + 2 + 2 = SHORT_MAX bytes (4 + 4 + 2 + 2 for IPv4): every push fits.
     if fields.src_addr() {
         input.push(src);
     }
@@ -192,6 +193,12 @@ impl<'a> TableView<'a> {
     pub fn select(&self, flow: &FlowKey, fields: HashFields, alt: Option<HashFields>) -> Selection {
         let pkt_hash = flow.hash(self.hash_key(), fields);
         self.select_hashed(pkt_hash, alt.map(|alt| flow.hash(self.hash_key(), alt)))
+    }
+
+    /// The row slot `pkt_hash` selects (what [`Self::select_hashed`] reads), e.g. to prefetch.
+    #[must_use]
+    pub fn row_slot_hashed(&self, pkt_hash: u64) -> &'a crate::binary::layout::RowSlot {
+        self.row_slot(row_of(pkt_hash))
     }
 
     /// [`Self::select`] for a flow already hashed under this table's key: `pkt_hash` with the

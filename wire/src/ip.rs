@@ -49,10 +49,12 @@ impl From<u8> for Protocol {
     }
 }
 
-impl From<Protocol> for u8 {
+impl Protocol {
+    /// The protocol number (usable in constants and `match` patterns).
     #[inline]
-    fn from(value: Protocol) -> Self {
-        match value {
+    #[must_use]
+    pub const fn number(self) -> u8 {
+        match self {
             Protocol::HopByHop => 0,
             Protocol::Icmp => 1,
             Protocol::Ipv4 => 4,
@@ -66,6 +68,13 @@ impl From<Protocol> for u8 {
             Protocol::DestOptions => 60,
             Protocol::Unknown(other) => other,
         }
+    }
+}
+
+impl From<Protocol> for u8 {
+    #[inline]
+    fn from(value: Protocol) -> Self {
+        value.number()
     }
 }
 

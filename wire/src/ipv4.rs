@@ -108,7 +108,14 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Protocol of the payload.
     #[inline]
     pub fn protocol(&self) -> Protocol {
-        Protocol::from(self.buffer.as_ref()[field::PROTOCOL])
+        Protocol::from(self.protocol_number())
+    }
+
+    /// Protocol of the payload as its number (what classification compares, without the
+    /// conversion to [`Protocol`] and back).
+    #[inline]
+    pub fn protocol_number(&self) -> u8 {
+        self.buffer.as_ref()[field::PROTOCOL]
     }
 
     /// Header checksum as stored.

@@ -34,9 +34,10 @@ const GUE: usize = UDP + udp::HEADER_LEN;
 /// The per-director part of every tunnel header, prepared once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Template {
-    /// Ethernet destination, source and type.
-    ethernet: [u8; ethernet::HEADER_LEN],
-    src: Ipv4Addr,
+    /// The fixed part of the header with every constant field written (Ethernet, IPv4
+    /// version to source address, UDP destination port): copied whole, then the per-packet
+    /// fields are stored over it.
+    fixed: [u8; FIXED_LEN],
     /// IPv4 header words that never change: version/IHL, flags, TTL/protocol, source.
     ip_sum: u32,
     /// UDP checksum words that never change: pseudo-header source and protocol, destination port.
@@ -53,9 +54,18 @@ impl Template {
         frame.set_src_addr(local_mac);
         frame.set_ethertype(EtherType::Ipv4);
         let ttl_proto = u16::from_be_bytes([TTL, Protocol::Udp.into()]);
+        let mut fixed = [0u8; FIXED_LEN];
+        fixed[..IP].copy_from_slice(&header);
+        // IPv4: 45 00 len | 0000 4000 | 40 11 csum | src | dst
+        fixed[IP] = 0x45;
+        put16(&mut fixed, IP + 6, DONT_FRAG);
+        fixed[IP + 8] = TTL;
+        fixed[IP + 9] = Protocol::Udp.into();
+        fixed[IP + 12..IP + 16].copy_from_slice(&src.octets());
+        // UDP: sport 19523 len csum
+        put16(&mut fixed, UDP + 2, gue::PORT);
         Self {
-            ethernet: header,
-            src,
+            fixed,
             ip_sum: 0x4500 + u32::from(DONT_FRAG) + u32::from(ttl_proto) + checksum::addr_sum(src),
             udp_sum: checksum::addr_sum(src) + u32::from(u8::from(Protocol::Udp)) + u32::from(gue::PORT),
         }
@@ -108,29 +118,18 @@ impl Template {
             checksum::finish(checksum::fold64(udp_words + u64::from(checksum::sum(0, inner_packet))));
 
         let fixed: &mut [u8; FIXED_LEN] = (&mut header[..FIXED_LEN]).try_into().map_err(|_| Error)?;
-        fixed[..IP].copy_from_slice(&self.ethernet);
-        // IPv4: 45 00 len | 0000 4000 | 40 11 csum | src | dst
-        fixed[IP] = 0x45;
-        fixed[IP + 1] = 0;
+        // The constant bytes in one copy, then the fields of this packet over them.
+        *fixed = self.fixed;
         put16(fixed, IP + 2, total_len);
-        put16(fixed, IP + 4, 0);
-        put16(fixed, IP + 6, DONT_FRAG);
-        fixed[IP + 8] = TTL;
-        fixed[IP + 9] = Protocol::Udp.into();
         put16(fixed, IP + 10, checksum::finish(ip_sum));
-        fixed[IP + 12..IP + 16].copy_from_slice(&self.src.octets());
         fixed[IP + 16..IP + 20].copy_from_slice(&dst.octets());
-        // UDP: sport 19523 len csum (a computed 0 is sent as 0xFFFF)
+        // UDP: a computed checksum of 0 is sent as 0xFFFF.
         put16(fixed, UDP, src_port);
-        put16(fixed, UDP + 2, gue::PORT);
         put16(fixed, UDP + 4, udp_len);
         put16(fixed, UDP + 6, if udp_sum == 0 { 0xffff } else { udp_sum });
         // GUE: hlen proto 0000 | private type 0000, next hop 0, hop count | hops
-        put16(fixed, GUE, gue_first);
-        put16(fixed, GUE + 2, 0);
-        put16(fixed, GUE + 4, 0);
-        fixed[GUE + 6] = 0;
-        fixed[GUE + 7] = hop_count;
+        let [hlen, proto] = gue_first.to_be_bytes();
+        fixed[GUE..].copy_from_slice(&[hlen, proto, 0, 0, 0, 0, 0, hop_count]);
         for (slot, hop) in header[FIXED_LEN..].chunks_exact_mut(4).zip(listed) {
             slot.copy_from_slice(&hop.octets());
         }

@@ -10,7 +10,7 @@
 //!   does is never forwarded (its tunnel lengths could not be consistent).
 
 use super::verdict::DropReason;
-use forwarding_table::hash::ShortInput;
+use forwarding_table::hash::{HashInput, Key, ShortInput, SmallInput, siphash_short};
 use forwarding_table::lookup::write_hash_input;
 use forwarding_table::{Classifier, FlowKey, HashFields};
 use glb_wire::ethernet::{self, EtherType};
@@ -77,10 +77,29 @@ impl Classified {
         }
     }
 
+    /// [`FlowKey::hash`] of [`Self::flow_key`]: an IPv4 flow's input is assembled in registers
+    /// ([`SmallInput`]), an IPv6 flow's in a [`ShortInput`].
+    #[inline(always)]
+    #[must_use]
+    pub fn hash(&self, key: &Key, fields: HashFields) -> u64 {
+        match self.family {
+            Family::V4 => {
+                let mut input = SmallInput::new();
+                self.write_hash_input(fields, &mut input);
+                siphash_short(key, &input)
+            }
+            Family::V6 => {
+                let mut input = ShortInput::new();
+                self.write_hash_input(fields, &mut input);
+                siphash_short(key, &input)
+            }
+        }
+    }
+
     /// Writes the packet-hash input for `fields` into `input`: what [`FlowKey::hash`] hashes
-    /// for [`Self::flow_key`].
+    /// for [`Self::flow_key`] (an IPv6 flow's needs a [`ShortInput`]).
     #[inline]
-    pub fn write_hash_input(&self, fields: HashFields, input: &mut ShortInput) {
+    pub fn write_hash_input(&self, fields: HashFields, input: &mut impl HashInput) {
         let Flow { src, dst, src_port, dst_port } = self.flow;
         match self.family {
             Family::V4 => write_hash_input(&low32(src), &low32(dst), src_port, dst_port, fields, input),
@@ -200,12 +219,14 @@ fn classify_ip<A: Address>(
     classifier: &impl BindMatcher,
     options: ClassifyOptions,
 ) -> Classification {
+    const ICMP: u8 = Protocol::Icmp.number();
+    const ICMPV6: u8 = Protocol::Icmpv6.number();
     let (table, flow, flow_hint) = match header.protocol {
-        Protocol::Icmp | Protocol::Icmpv6 => match icmp_flow(header, payload, classifier, options) {
+        ICMP | ICMPV6 => match icmp_flow(header, payload, classifier, options) {
             Ok(found) => found,
             Err(outcome) => return outcome,
         },
-        protocol => match transport_flow(header, u8::from(protocol), payload, classifier) {
+        protocol => match transport_flow(header, protocol, payload, classifier) {
             Ok(found) => found,
             Err(outcome) => return outcome,
         },
@@ -253,8 +274,8 @@ impl Address for Ipv6Addr {
 struct IpHeader<A> {
     src: A,
     dst: A,
-    /// Transport protocol (after IPv6 extension headers).
-    protocol: Protocol,
+    /// Transport protocol number (after IPv6 extension headers).
+    protocol: u8,
     /// Carries no transport header (IPv4 offset ≠ 0, or an IPv6 fragment header with one).
     non_first_fragment: bool,
     /// IPv4 Identification, or the low 16 bits of the IPv6 flow label: the echo flow hint.
@@ -272,7 +293,7 @@ fn ipv4_header(l3: &[u8]) -> Option<(IpHeader<Ipv4Addr>, &[u8])> {
     let header = IpHeader {
         src: ip.src_addr(),
         dst: ip.dst_addr(),
-        protocol: ip.protocol(),
+        protocol: ip.protocol_number(),
         non_first_fragment: ip.frag_offset() != 0,
         echo_hint: ip.ident(),
         ip_len: usize::from(ip.total_len()),
@@ -288,7 +309,7 @@ fn ipv6_header(l3: &[u8]) -> Option<(IpHeader<Ipv6Addr>, &[u8])> {
     let header = IpHeader {
         src: ip.src_addr(),
         dst: ip.dst_addr(),
-        protocol: upper.protocol,
+        protocol: upper.protocol.number(),
         non_first_fragment: upper.non_first_fragment,
         echo_hint: u16::try_from(ip.flow_label() & 0xffff).unwrap_or(0),
         ip_len: ip.total_len(),
@@ -326,6 +347,10 @@ fn transport_flow<A: Address>(
 }
 
 /// Rules b (frag-needed / packet-too-big, routed on the quoted packet) and c (echo request).
+///
+/// Out of line and cold: ICMP is the rare case, and its code stays out of the TCP/UDP path.
+#[cold]
+#[inline(never)]
 fn icmp_flow<A: Address>(
     header: &IpHeader<A>,
     payload: &[u8],
@@ -387,7 +412,6 @@ fn quoted_packet(family: Family, quoted: &[u8]) -> Option<(IpAddr, IpAddr, &[u8]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use forwarding_table::hash::siphash_short;
 
     /// Ethernet | IP `src` → `dst` | TCP 45678 → 80, no payload.
     fn tcp_frame(src: IpAddr, dst: IpAddr) -> Vec<u8> {
@@ -433,6 +457,7 @@ mod tests {
                 c.write_hash_input(fields, &mut input);
                 assert_eq!(input, expected.hash_input(fields), "{src} {fields}");
                 assert_eq!(siphash_short(&key, &input), expected.hash(&key, fields), "{src} {fields}");
+                assert_eq!(c.hash(&key, fields), expected.hash(&key, fields), "{src} {fields}");
             }
         }
     }

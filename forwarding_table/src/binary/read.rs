@@ -283,6 +283,12 @@ impl<'a> TableView<'a> {
         (to_usize(slot.primary.get()), to_usize(slot.secondary.get()))
     }
 
+    /// The slot of row `row` (what [`Self::row`] reads), e.g. to prefetch it.
+    #[must_use]
+    pub fn row_slot(&self, row: u16) -> &'a RowSlot {
+        &self.block.rows[usize::from(row)]
+    }
+
     /// All rows as (primary, secondary) slot indices.
     pub fn rows(&self) -> impl ExactSizeIterator<Item = (usize, usize)> + 'a {
         self.block.rows.iter().map(|r| (to_usize(r.primary.get()), to_usize(r.secondary.get())))
