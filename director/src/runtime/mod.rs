@@ -4,6 +4,7 @@
 pub mod control;
 pub mod daemon;
 pub mod export;
+pub mod launch;
 pub mod stats;
 pub mod table;
 pub mod worker;
