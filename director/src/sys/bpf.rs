@@ -58,8 +58,14 @@ pub mod helper {
     pub const MAP_LOOKUP_ELEM: i32 = 1;
     /// `u32 bpf_get_prandom_u32(void)`.
     pub const GET_PRANDOM_U32: i32 = 7;
+    /// `u64 bpf_ktime_get_ns(void)`: CLOCK_MONOTONIC.
+    pub const KTIME_GET_NS: i32 = 5;
     /// `long bpf_redirect_map(map, key, flags)`.
     pub const REDIRECT_MAP: i32 = 51;
+    /// `long bpf_xdp_adjust_tail(ctx, delta)`: grows or shrinks the frame at its end.
+    pub const XDP_ADJUST_TAIL: i32 = 65;
+    /// `u64 bpf_xdp_get_buff_len(ctx)`: the frame's length.
+    pub const XDP_GET_BUFF_LEN: i32 = 188;
 }
 
 /// `offsetof(struct xdp_md, …)`, for loads from the context (r1 at entry).
@@ -142,6 +148,8 @@ pub enum Alu {
     Lsh = 0x60,
     /// `>>=` (logical)
     Rsh = 0x70,
+    /// `%=` (unsigned)
+    Mod = 0x90,
     /// `^=`
     Xor = 0xa0,
     /// `=`
@@ -159,6 +167,8 @@ pub enum Jmp {
     Ge = 0x30,
     /// `!=`
     Ne = 0x50,
+    /// `<` (unsigned)
+    Lt = 0xa0,
 }
 
 // Instruction classes and modes.
@@ -682,6 +692,9 @@ impl Program {
     /// of that interface, `XDP_REDIRECT` sends it on, `XDP_PASS` hands it to the stack. The
     /// fastest frame generator the kernel has (`BPF_F_TEST_XDP_LIVE_FRAMES`, Linux 5.18).
     ///
+    /// Returns the kernel's mean time per frame in nanoseconds, measured over the loop alone (a
+    /// call also spends tens of milliseconds setting up and tearing down its page pool).
+    ///
     /// # Errors
     /// No such interface, a frame the kernel cannot place in a page, or a kernel without live
     /// frames (`EINVAL`).
@@ -691,7 +704,7 @@ impl Program {
         ingress_ifindex: u32,
         repeat: u32,
         batch: u32,
-    ) -> io::Result<()> {
+    ) -> io::Result<u32> {
         let size = len32(frame.len())?;
         let ctx = XdpMd {
             data: 0,
@@ -719,7 +732,8 @@ impl Program {
             batch_size: batch.min(LIVE_FRAMES_MAX_BATCH),
             _pad: 0,
         };
-        bpf(BPF_PROG_TEST_RUN, &mut attr).map(drop)
+        bpf(BPF_PROG_TEST_RUN, &mut attr)?;
+        Ok(attr.duration)
     }
 }
 
@@ -773,6 +787,8 @@ mod tests {
         assert_eq!(e(Insn::alu64_reg(Alu::Add, R5, R4)), (0x0f, 0x45, 0, 0));
         assert_eq!(e(Insn::jmp_reg(Jmp::Gt, R4, R3, 5)), (0x2d, 0x34, 5, 0));
         assert_eq!(e(Insn::jmp_imm(Jmp::Eq, R0, 0, 2)), (0x15, 0x00, 2, 0));
+        assert_eq!(e(Insn::jmp_imm(Jmp::Lt, R0, 7, -4)), (0xa5, 0x00, -4, 7));
+        assert_eq!(e(Insn::alu64_imm(Alu::Mod, R0, 12)), (0x97, 0x00, 0, 12));
         assert_eq!(e(Insn::ja(3)), (0x05, 0, 3, 0));
         let [lo, hi] = Insn::load_map_fd(R1, 7);
         assert_eq!((e(lo), e(hi)), ((0x18, 0x11, 0, 7), (0, 0, 0, 0)));

@@ -380,6 +380,21 @@ impl PacketIo for AfXdp {
 
 impl Drop for AfXdp {
     fn drop(&mut self) {
+        // What the kernel dropped for this socket over its life: the one record of RX ring
+        // overruns and fill-ring starvation.
+        if let Ok(s) = self.statistics() {
+            log::info!(
+                "af_xdp: {} queue {}: kernel drops over the socket's life: rx_dropped {}, rx_ring_full {}, \
+                 rx_fill_ring_empty {}, rx_invalid {}, tx_invalid {}",
+                self.interface,
+                self.queue,
+                s.rx_dropped,
+                s.rx_ring_full.unwrap_or(0),
+                s.rx_fill_ring_empty_descs.unwrap_or(0),
+                s.rx_invalid_descs,
+                s.tx_invalid_descs
+            );
+        }
         // Frames of this queue go to the kernel again; closing the socket would remove it from
         // the map as well, this only makes the order explicit.
         if let Err(e) = self.attachment.remove(self.queue) {
