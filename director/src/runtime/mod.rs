@@ -13,4 +13,4 @@ pub use control::{Control, ControlStats, WorkerLink};
 pub use daemon::{Daemon, DaemonError, DaemonOptions, WorkerPorts, register_signals};
 pub use stats::{StatsSnapshot, WorkerStats};
 pub use table::{Generation, SeenGeneration, TableHandle};
-pub use worker::{Idle, TX_DRAIN_INTERVAL, Worker};
+pub use worker::{FLUSH_BURSTS, Idle, Worker};

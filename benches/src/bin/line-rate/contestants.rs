@@ -174,6 +174,8 @@ pub struct Env<'a> {
     pub topo: &'a Topology,
     /// The contestant's core.
     pub core: usize,
+    /// A core for threads that only wait (testpmd's main lcore): the generator's.
+    pub idle_core: usize,
     /// Scratch directory (configs, logs, notify sockets).
     pub dir: &'a Path,
     /// The forwarding table file for the director.
@@ -206,6 +208,21 @@ impl Running {
         }
     }
 
+    /// CPU time its process has used so far, ns (the sum over its threads' schedstat); `None`
+    /// for XDP contestants.
+    #[must_use]
+    pub fn cpu_ns(&self) -> Option<u64> {
+        let pid = self.process.as_ref()?.child.id();
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        Some(
+            tasks
+                .flatten()
+                .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+                .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+                .sum(),
+        )
+    }
+
     /// Fails if the contestant's process has exited.
     ///
     /// # Errors
@@ -217,23 +234,20 @@ impl Running {
         }
     }
 
-    /// Stops it (signal, then wait; killed after a timeout), and removes any XDP program it
-    /// left on the interface (a killed testpmd leaves libxdp's attached).
+    /// Stops it (signal, then wait; killed after a timeout).
     ///
     /// # Errors
     /// The process exited with an error.
-    pub fn stop(mut self, topo: &Topology) -> Result<()> {
-        let stopped = match self.process.take() {
+    pub fn stop(mut self) -> Result<()> {
+        match self.process.take() {
             Some(p) => p.stop(),
             None => Ok(()),
-        };
-        drop(self);
-        detach_leftovers(topo);
-        stopped
+        }
     }
 }
 
-/// Removes XDP programs attached to the contestant's interface without a link (netlink).
+/// Removes XDP programs attached to the contestant's interface through netlink rather than a
+/// BPF link (libxdp's, which a killed testpmd leaves behind), so the next contestant can attach.
 pub fn detach_leftovers(topo: &Topology) {
     let out = Command::new("ip")
         .args(["-n", &topo.dut_ns, "link", "set", "dev", &topo.dut_if, "xdp", "off"])
@@ -384,8 +398,9 @@ fn start_testpmd(env: &Env<'_>, backend: Backend) -> Result<Process> {
     let testpmd =
         env.testpmd.ok_or_else(|| anyhow!("{TESTPMD} is not installed (apt-get install dpdk-dev)"))?;
     let log = env.dir.join(format!("testpmd-{backend:?}.log"));
-    let core = env.core;
-    let mut args: Vec<String> = vec!["--lcores".into(), format!("0@{core},1@{core}")];
+    // The main lcore only waits on stdin once forwarding has started: it goes on the generator's
+    // core, so the forwarding lcore has its core to itself.
+    let mut args: Vec<String> = vec!["--lcores".into(), format!("0@{},1@{}", env.idle_core, env.core)];
     args.extend(eal_common("lrpmd"));
     args.push(format!("--vdev={}", vdev(backend, &env.topo.dut_if)));
     args.extend(
@@ -400,14 +415,15 @@ fn start_testpmd(env: &Env<'_>, backend: Backend) -> Result<Process> {
         ]
         .map(String::from),
     );
+    let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     // testpmd says it is forwarding on stdout: line-buffer it (coreutils' stdbuf).
     let mut child = Command::new("ip")
         .args(["netns", "exec", &env.topo.dut_ns, "stdbuf", "-oL"])
         .arg(testpmd)
         .args(&args)
         .stdin(Stdio::piped())
-        .stdout(std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?)
-        .stderr(Stdio::from(std::fs::File::options().append(true).open(&log)?))
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
         .spawn()
         .with_context(|| format!("starting {}", testpmd.display()))?;
     let stdin = child.stdin.take();

@@ -124,6 +124,8 @@ fn warm_up(quick: bool) -> Duration {
     Duration::from_millis(if quick { 200 } else { 1000 })
 }
 const DRAIN: Duration = Duration::from_millis(50);
+/// Pause between one contestant's end and the next one's start.
+const SETTLE: Duration = Duration::from_millis(200);
 
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()
@@ -219,6 +221,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let env = Env {
         topo: &topo,
         core: settings.contestant_core,
+        idle_core: settings.generator_core,
         dir: &scratch,
         table: &table_path,
         testpmd: testpmd.as_deref(),
@@ -333,7 +336,11 @@ fn measure(
     trial: Duration,
     stop: &AtomicBool,
 ) -> Result<(HashMap<Mix, search::Found>, Checked)> {
-    let mut running = contestants::start(contestant, env)?;
+    let started = contestants::start(contestant, env);
+    if started.is_err() {
+        contestants::detach_leftovers(env.topo);
+    }
+    let mut running = started?;
     let ours = (contestant.role() == Role::Ours).then_some(check);
     let mut checked = Checked::default();
     let mut found = HashMap::new();
@@ -346,14 +353,15 @@ fn measure(
                 if stop.load(Ordering::Relaxed) {
                     bail!("interrupted");
                 }
-                let before = running.delivered(sink)?;
+                let (before, cpu_before) = (running.delivered(sink)?, running.cpu_ns());
                 let sent = generator.run(rate, trial, mix)?;
                 std::thread::sleep(DRAIN);
-                let after = running.delivered(sink)?;
+                let (after, cpu_after) = (running.delivered(sink)?, running.cpu_ns());
                 Ok(Trial {
                     offered_pps: sent.pps,
                     sent: sent.frames,
                     delivered: after.saturating_sub(before),
+                    cpu_ns: cpu_before.zip(cpu_after).map(|(a, b)| b.saturating_sub(a)),
                 })
             };
             let result = search::find(measure, settings.search_steps)?;
@@ -370,7 +378,10 @@ fn measure(
         }
         Ok(())
     })();
-    let stopped = running.stop(env.topo);
+    let stopped = running.stop();
+    contestants::detach_leftovers(env.topo);
+    // The kernel releases a closed AF_XDP socket's queue asynchronously.
+    std::thread::sleep(SETTLE);
     outcome?;
     stopped?;
     Ok((found, checked))

@@ -83,6 +83,10 @@ pub struct MixResult {
     pub vs_bounce_ceiling: Option<Spread>,
     /// Per-round ratio to testpmd on the same backend (ours only), spread.
     pub vs_testpmd: Option<Spread>,
+    /// Contestant CPU ns per frame when saturated (unpaced trial), spread over rounds.
+    pub cpu_ns_per_frame: Option<Spread>,
+    /// Per-round ratio of testpmd's CPU ns per frame to ours (above 1: we spend less per frame).
+    pub cpu_vs_testpmd: Option<Spread>,
     /// Every search, per round.
     pub searches: Vec<Option<Found>>,
 }
@@ -176,17 +180,30 @@ fn mpps(round: &Option<Found>) -> Option<f64> {
     round.as_ref().map(|f| f.pps / 1e6)
 }
 
-/// Per-round ratios of `ours` to `theirs` (rounds where both ran and `theirs` is non-zero).
-fn ratios(ours: &Rounds, theirs: Option<&Rounds>) -> Option<Spread> {
-    let theirs = theirs?;
+fn cpu(round: &Option<Found>) -> Option<f64> {
+    round.as_ref()?.cpu_ns_per_frame
+}
+
+/// Per-round ratios `value(ours) / value(theirs)` (rounds where both have a value, `theirs`
+/// non-zero).
+fn ratios_by(
+    ours: &Rounds,
+    theirs: Option<&Rounds>,
+    value: fn(&Option<Found>) -> Option<f64>,
+) -> Option<Spread> {
     let values: Vec<f64> = ours
         .iter()
-        .zip(theirs)
-        .filter_map(|(a, b)| Some((mpps(a)?, mpps(b)?)))
+        .zip(theirs?)
+        .filter_map(|(a, b)| Some((value(a)?, value(b)?)))
         .filter(|&(_, b)| b > 0.0)
         .map(|(a, b)| a / b)
         .collect();
     Spread::of(&values)
+}
+
+/// Per-round rate ratios of `ours` to `theirs`.
+fn ratios(ours: &Rounds, theirs: Option<&Rounds>) -> Option<Spread> {
+    ratios_by(ours, theirs, mpps)
 }
 
 /// One mix's results of `contestant`, with ratios to the others' `results`.
@@ -214,6 +231,8 @@ pub fn mix_result(
         },
         vs_bounce_ceiling: if is_ceiling { None } else { ratios(&rounds, bounce.as_ref()) },
         vs_testpmd: ratios(&rounds, testpmd.as_ref()),
+        cpu_ns_per_frame: Spread::of(&rounds.iter().filter_map(cpu).collect::<Vec<_>>()),
+        cpu_vs_testpmd: testpmd.as_ref().and_then(|theirs| ratios_by(theirs, Some(&rounds), cpu)),
         mpps: spread,
         mpps_per_round,
         searches: rounds,
@@ -273,7 +292,9 @@ pub fn markdown(r: &Report) -> String {
          interleaved (order rotated each round); {:.2} s trials; each value is the highest rate with at \
          most {} % loss. Values are median (min–max) over rounds; ratios are medians of per-round \
          ratios (same round, same machine state). `>=`: the contestant kept up with the generator in \
-         some round (a lower bound). Command: `{}`\n",
+         some round (a lower bound). Core ns/frame: CPU time of the contestant's process per frame it \
+         delivered while overloaded (the unpaced trial), its cost per frame whatever else took turns \
+         on its core. Command: `{}`\n",
         s.generator_core,
         s.contestant_core,
         s.rounds,
@@ -289,9 +310,10 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(w, "## {title}\n");
         let _ = writeln!(
             w,
-            "| contestant | Mpps | Gbit/s | x receive ceiling | x bounce ceiling | x testpmd (same backend) |"
+            "| contestant | Mpps | Gbit/s | x receive ceiling | x bounce ceiling | x testpmd (same backend) \
+             | core ns/frame, saturated | testpmd's ns/frame / ours |"
         );
-        let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|");
+        let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|");
         for c in &r.contestants {
             let Some(res) = c.mixes.iter().find(|x| x.mix == mix) else { continue };
             let rate = match c.status {
@@ -304,12 +326,14 @@ pub fn markdown(r: &Report) -> String {
             };
             let _ = writeln!(
                 w,
-                "| {} | {rate} | {} | {} | {} | {} |",
+                "| {} | {rate} | {} | {} | {} | {} | {} | {} |",
                 c.label,
                 res.gbps.map_or_else(|| "–".to_owned(), |g| format!("{g:.2}")),
                 spread_text(res.vs_receive_ceiling, 2),
                 spread_text(res.vs_bounce_ceiling, 2),
                 spread_text(res.vs_testpmd, 2),
+                spread_text(res.cpu_ns_per_frame, 0),
+                spread_text(res.cpu_vs_testpmd, 2),
             );
         }
         let _ = writeln!(w);
@@ -504,7 +528,9 @@ mod tests {
 
     #[test]
     fn ratios_pair_rounds() {
-        let found = |pps: f64| Some(Found { pps, generator_bound: false, trials: Vec::new() });
+        let found = |pps: f64| {
+            Some(Found { pps, generator_bound: false, cpu_ns_per_frame: None, trials: Vec::new() })
+        };
         let ours = vec![found(2e6), None, found(3e6)];
         let theirs = vec![found(1e6), found(5e6), found(2e6)];
         let r = ratios(&ours, Some(&theirs)).expect("two paired rounds");

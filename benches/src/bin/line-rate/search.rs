@@ -34,6 +34,9 @@ pub struct Trial {
     pub sent: u64,
     /// Frames that came back (or, for the receive ceiling, arrived).
     pub delivered: u64,
+    /// CPU time the contestant's process used meanwhile, ns (user space and the kernel work of
+    /// its system calls; none for XDP contestants).
+    pub cpu_ns: Option<u64>,
 }
 
 impl Trial {
@@ -64,6 +67,9 @@ pub struct Found {
     pub pps: f64,
     /// The generator's top rate, and the contestant kept up with it: `pps` is a lower bound.
     pub generator_bound: bool,
+    /// Contestant CPU time per delivered frame in the unpaced trial, ns, when it could not keep
+    /// up there (saturated: the cost of a frame to its core, whatever else shared the core).
+    pub cpu_ns_per_frame: Option<f64>,
     /// Every trial, in order.
     pub trials: Vec<Trial>,
 }
@@ -77,8 +83,10 @@ pub fn find(mut measure: impl FnMut(Option<f64>) -> Result<Trial>, steps: usize)
     let top = measure(None)?;
     let mut trials = vec![top];
     if top.passes() {
-        return Ok(Found { pps: top.delivered_pps(), generator_bound: true, trials });
+        return Ok(Found { pps: top.delivered_pps(), generator_bound: true, cpu_ns_per_frame: None, trials });
     }
+    let cpu_ns_per_frame =
+        top.cpu_ns.filter(|_| top.delivered > 0).map(|ns| ns as f64 / top.delivered as f64);
     let mut best: Option<Trial> = None;
     let mut fail = top.offered_pps;
     let mut rate = top.delivered_pps().min(fail * 0.98).max(1.0);
@@ -101,7 +109,12 @@ pub fn find(mut measure: impl FnMut(Option<f64>) -> Result<Trial>, steps: usize)
             None => trial.delivered_pps().clamp(rate * 0.5, rate * 0.9),
         };
     }
-    Ok(Found { pps: best.map_or(0.0, |b| b.delivered_pps()), generator_bound: false, trials })
+    Ok(Found {
+        pps: best.map_or(0.0, |b| b.delivered_pps()),
+        generator_bound: false,
+        cpu_ns_per_frame,
+        trials,
+    })
 }
 
 #[cfg(test)]
@@ -115,7 +128,7 @@ mod tests {
             let offered = rate.unwrap_or(top).min(top);
             let sent = count(offered, u64::MAX);
             let delivered = count(offered.min(capacity), u64::MAX);
-            Ok(Trial { offered_pps: offered, sent, delivered })
+            Ok(Trial { offered_pps: offered, sent, delivered, cpu_ns: None })
         }
     }
 
@@ -157,7 +170,7 @@ mod tests {
 
     #[test]
     fn loss_is_bounded() {
-        let t = |sent, delivered| Trial { offered_pps: 1.0, sent, delivered };
+        let t = |sent, delivered| Trial { offered_pps: 1.0, sent, delivered, cpu_ns: None };
         assert!(t(100_000, 99_900).passes());
         assert!(!t(100_000, 99_899).passes());
         assert!((t(10, 12).loss()).abs() < f64::EPSILON, "extra frames are not negative loss");
