@@ -102,17 +102,19 @@ fn quick_run_measures_every_contestant() {
             let (lo, mid, hi) =
                 (number(&mpps["min"], "min"), number(&mpps["median"], "median"), number(&mpps["max"], "max"));
             assert!(lo <= mid && mid <= hi && lo >= 0.0, "{id} {mix}: rates {m}");
-            if id != "xdp_drop" {
+            // Ratios are null only where the other side found no rate within 0.1 % loss (or,
+            // for testpmd's, for the peers and ceilings themselves).
+            for key in [
+                "vs_receive_ceiling",
+                "vs_bounce_ceiling",
+                "vs_testpmd",
+                "cpu_ns_per_frame",
+                "cpu_vs_testpmd",
+            ] {
+                let value = &m[key];
                 assert!(
-                    m["vs_receive_ceiling"]["median"].is_number(),
-                    "{id} {mix}: ratio to the receive ceiling"
-                );
-            }
-            if id.starts_with("director") {
-                assert!(m["vs_testpmd"]["median"].is_number(), "{id} {mix}: ratio to testpmd");
-                assert!(
-                    m["vs_bounce_ceiling"]["median"].is_number(),
-                    "{id} {mix}: ratio to the bounce ceiling"
+                    value.is_null() || number(&value["median"], key) >= 0.0,
+                    "{id} {mix}: {key}: {value}"
                 );
             }
         }
@@ -130,7 +132,8 @@ fn quick_run_measures_every_contestant() {
     }
     let targets = json["targets"].as_array().expect("targets");
     assert_eq!(targets.len(), 4, "AF_XDP and AF_PACKET, 64B and IMIX");
-    assert!(targets.iter().all(|t| t["ratio"].is_number() && t["met"].is_boolean()));
+    assert!(targets.iter().all(|t| t["name"].is_string() && t["met"].is_boolean()));
+    assert!(targets.iter().all(|t| t["ratio"].is_number() || t["met"] == false));
     let pipeline = &json["pipeline"];
     assert!(number(&pipeline["ns_per_packet"], "ns_per_packet") > 0.0);
     assert_eq!(pipeline["budget_share"].as_array().map(Vec::len), Some(4));

@@ -74,8 +74,12 @@ pub struct Found {
     pub trials: Vec<Trial>,
 }
 
+/// Paced trials a search may add while none has passed.
+const EXTRA_STEPS: usize = 4;
+
 /// Searches with `measure(rate)` (`None`: unpaced), at most `steps` paced trials after the
-/// unpaced one; stops early once the bracket is within 1 %.
+/// unpaced one (plus [`EXTRA_STEPS`] while none has passed); stops early once the bracket is
+/// within 1 %.
 ///
 /// # Errors
 /// A trial failed.
@@ -90,7 +94,11 @@ pub fn find(mut measure: impl FnMut(Option<f64>) -> Result<Trial>, steps: usize)
     let mut best: Option<Trial> = None;
     let mut fail = top.offered_pps;
     let mut rate = top.delivered_pps().min(fail * 0.98).max(1.0);
-    for _ in 0..steps {
+    // Up to `steps` trials, and up to EXTRA_STEPS more while none has passed.
+    for step in 0..steps + EXTRA_STEPS {
+        if step >= steps && best.is_some() {
+            break;
+        }
         let trial = measure(Some(rate))?;
         trials.push(trial);
         if trial.passes() {
@@ -162,10 +170,29 @@ mod tests {
                 offered_pps: offered,
                 sent: count(offered, u64::MAX),
                 delivered: count(delivered, u64::MAX),
+                cpu_ns: None,
             })
         };
         let found = find(measure, 12).expect("search");
         assert!(found.pps > 0.9e6 && found.pps <= 1e6, "{found:?}");
+    }
+
+    #[test]
+    fn a_noisy_contestant_gets_extra_steps_until_a_rate_passes() {
+        // Loses 1 % at every rate above 500 kpps: the four steps allowed end without a pass.
+        let measure = |rate: Option<f64>| {
+            let offered = rate.unwrap_or(1e6);
+            let delivered = if offered <= 5e5 { offered } else { offered * 0.99 };
+            Ok(Trial {
+                offered_pps: offered,
+                sent: count(offered, u64::MAX),
+                delivered: count(delivered, u64::MAX),
+                cpu_ns: None,
+            })
+        };
+        let found = find(measure, 4).expect("search");
+        assert!(found.pps > 0.0 && found.pps <= 5e5, "{found:?}");
+        assert!(found.trials.len() <= 1 + 4 + EXTRA_STEPS);
     }
 
     #[test]
