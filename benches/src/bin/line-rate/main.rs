@@ -70,8 +70,9 @@ struct Cli {
     /// Core of the contestant (and of the in-process pipeline measurement).
     #[arg(long, default_value_t = 1)]
     contestant_core: usize,
-    /// Run only these contestants (ids as in results.json, comma-separated).
-    #[arg(long, value_delimiter = ',')]
+    /// Run only these contestants, comma-separated: xdp_drop, xdp_tx, testpmd_af_packet,
+    /// testpmd_af_xdp, director_af_packet, director_af_xdp, director_dpdk_af_xdp.
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
     only: Vec<String>,
 }
 
@@ -353,14 +354,18 @@ fn measure(
                 if stop.load(Ordering::Relaxed) {
                     bail!("interrupted");
                 }
-                let (before, cpu_before) = (running.delivered(sink)?, running.cpu_ns());
+                let arrived = || running.dut_counter.as_ref().map(Counter::read).transpose();
+                let (before, arrived_before, cpu_before) =
+                    (running.delivered(sink)?, arrived()?, running.cpu_ns());
                 let sent = generator.run(rate, trial, mix)?;
                 std::thread::sleep(DRAIN);
-                let (after, cpu_after) = (running.delivered(sink)?, running.cpu_ns());
+                let (after, arrived_after, cpu_after) =
+                    (running.delivered(sink)?, arrived()?, running.cpu_ns());
                 Ok(Trial {
                     offered_pps: sent.pps,
                     sent: sent.frames,
                     delivered: after.saturating_sub(before),
+                    arrived: arrived_before.zip(arrived_after).map(|(a, b)| b.saturating_sub(a)),
                     cpu_ns: cpu_before.zip(cpu_after).map(|(a, b)| b.saturating_sub(a)),
                 })
             };

@@ -34,6 +34,9 @@ pub struct Trial {
     pub sent: u64,
     /// Frames that came back (or, for the receive ceiling, arrived).
     pub delivered: u64,
+    /// Frames that reached the contestant's interface (counted by an XDP program in front of
+    /// the contestant, where it has none of its own): loss before it is the generator core's.
+    pub arrived: Option<u64>,
     /// CPU time the contestant's process used meanwhile, ns (user space and the kernel work of
     /// its system calls; none for XDP contestants).
     pub cpu_ns: Option<u64>,
@@ -136,7 +139,7 @@ mod tests {
             let offered = rate.unwrap_or(top).min(top);
             let sent = count(offered, u64::MAX);
             let delivered = count(offered.min(capacity), u64::MAX);
-            Ok(Trial { offered_pps: offered, sent, delivered, cpu_ns: None })
+            Ok(Trial { offered_pps: offered, sent, delivered, arrived: None, cpu_ns: None })
         }
     }
 
@@ -170,6 +173,7 @@ mod tests {
                 offered_pps: offered,
                 sent: count(offered, u64::MAX),
                 delivered: count(delivered, u64::MAX),
+                arrived: None,
                 cpu_ns: None,
             })
         };
@@ -187,6 +191,7 @@ mod tests {
                 offered_pps: offered,
                 sent: count(offered, u64::MAX),
                 delivered: count(delivered, u64::MAX),
+                arrived: None,
                 cpu_ns: None,
             })
         };
@@ -197,7 +202,7 @@ mod tests {
 
     #[test]
     fn loss_is_bounded() {
-        let t = |sent, delivered| Trial { offered_pps: 1.0, sent, delivered, cpu_ns: None };
+        let t = |sent, delivered| Trial { offered_pps: 1.0, sent, delivered, arrived: None, cpu_ns: None };
         assert!(t(100_000, 99_900).passes());
         assert!(!t(100_000, 99_899).passes());
         assert!((t(10, 12).loss()).abs() < f64::EPSILON, "extra frames are not negative loss");
