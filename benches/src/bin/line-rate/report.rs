@@ -413,21 +413,24 @@ fn xml(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// A horizontal bar chart: per contestant, one bar per mix (median Mpps) with a min–max whisker.
+/// A horizontal bar chart: per contestant, one bar per mix (median Mpps) with a min–max whisker,
+/// on a log scale (the ceilings run an order of magnitude above the others).
 #[must_use]
 pub fn svg(r: &Report) -> String {
     const LEFT: f64 = 260.0;
     const WIDTH: f64 = 900.0;
+    const PLOT: f64 = WIDTH - LEFT - 70.0;
     const ROW: f64 = 44.0;
     const TOP: f64 = 50.0;
     let colours = [(Mix::Small, "#3b6fb6"), (Mix::Imix, "#e08a2c")];
     let rows: Vec<&ContestantReport> = r.contestants.iter().collect();
-    let top_rate = rows
-        .iter()
-        .flat_map(|c| c.mixes.iter().filter_map(|m| m.mpps.map(|s| s.max)))
-        .fold(0.1_f64, f64::max);
-    let scale = (WIDTH - LEFT - 80.0) / top_rate;
+    let rates: Vec<Spread> = rows.iter().flat_map(|c| c.mixes.iter().filter_map(|m| m.mpps)).collect();
+    // Decades from below the smallest positive value to above the largest.
+    let low = rates.iter().map(|s| s.min).filter(|&v| v > 0.0).fold(1.0_f64, f64::min).log10().floor();
+    let high = rates.iter().map(|s| s.max).fold(1.0_f64, f64::max).log10().ceil().max(low + 1.0);
+    let x = |mpps: f64| LEFT + PLOT * ((mpps.max(10f64.powf(low)).log10() - low) / (high - low));
     let height = TOP + ROW * rows.len() as f64 + 50.0;
+    let axis_y = TOP + ROW * rows.len() as f64 + 10.0;
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(
@@ -437,7 +440,7 @@ pub fn svg(r: &Report) -> String {
     let _ = writeln!(w, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         w,
-        r#"<text x="10" y="20" font-size="14" font-weight="bold">Forwarding rate at &lt;= {} % loss, Mpps (median, min–max whiskers) — {}</text>"#,
+        r#"<text x="10" y="20" font-size="14" font-weight="bold">Forwarding rate at &lt;= {} % loss, Mpps, log scale (median, min–max whiskers) — {}</text>"#,
         MAX_LOSS * 100.0,
         xml(&r.machine.cpu_model)
     );
@@ -446,6 +449,26 @@ pub fn svg(r: &Report) -> String {
         let _ = writeln!(w, r#"<rect x="{x}" y="30" width="12" height="12" fill="{colour}"/>"#);
         let _ = writeln!(w, r#"<text x="{}" y="40">{}</text>"#, x + 16.0, mix.name());
     }
+    // Gridlines and labels at each power of ten.
+    let mut decade = low;
+    while decade <= high {
+        let value = 10f64.powf(decade);
+        let digits = usize::try_from(crate::search::count(-decade, 9)).unwrap_or(0);
+        let gx = x(value);
+        let _ = writeln!(w, r##"<line x1="{gx:.1}" y1="{TOP}" x2="{gx:.1}" y2="{axis_y}" stroke="#ddd"/>"##);
+        let _ = writeln!(
+            w,
+            r#"<text x="{gx:.1}" y="{}" text-anchor="middle">{value:.digits$}</text>"#,
+            axis_y + 16.0
+        );
+        decade += 1.0;
+    }
+    let _ = writeln!(
+        w,
+        r#"<line x1="{LEFT}" y1="{axis_y}" x2="{:.1}" y2="{axis_y}" stroke="black"/>"#,
+        LEFT + PLOT
+    );
+    let _ = writeln!(w, r#"<text x="{:.1}" y="{}">Mpps</text>"#, LEFT + PLOT + 10.0, axis_y + 16.0);
     for (row, c) in rows.iter().enumerate() {
         let y = TOP + ROW * row as f64;
         let _ = writeln!(
@@ -466,9 +489,9 @@ pub fn svg(r: &Report) -> String {
             let _ = writeln!(
                 w,
                 r#"<rect x="{LEFT}" y="{by}" width="{:.1}" height="16" fill="{colour}"/>"#,
-                s.median * scale
+                x(s.median) - LEFT
             );
-            let (x0, x1) = (LEFT + s.min * scale, LEFT + s.max * scale);
+            let (x0, x1) = (x(s.min), x(s.max));
             let _ = writeln!(
                 w,
                 r#"<line x1="{x0:.1}" y1="{:.1}" x2="{x1:.1}" y2="{:.1}" stroke="black"/>"#,
@@ -478,25 +501,12 @@ pub fn svg(r: &Report) -> String {
             let _ = writeln!(
                 w,
                 r#"<text x="{:.1}" y="{}">{:.3}</text>"#,
-                x1.max(LEFT + s.median * scale) + 6.0,
+                x1.max(x(s.median)) + 6.0,
                 by + 12.0,
                 s.median
             );
         }
     }
-    let axis_y = TOP + ROW * rows.len() as f64 + 10.0;
-    let _ = writeln!(
-        w,
-        r#"<line x1="{LEFT}" y1="{axis_y}" x2="{:.1}" y2="{axis_y}" stroke="black"/>"#,
-        LEFT + top_rate * scale
-    );
-    let _ = writeln!(w, r#"<text x="{LEFT}" y="{}">0</text>"#, axis_y + 16.0);
-    let _ = writeln!(
-        w,
-        r#"<text x="{:.1}" y="{}" text-anchor="end">{top_rate:.2} Mpps</text>"#,
-        LEFT + top_rate * scale,
-        axis_y + 16.0
-    );
     let _ = writeln!(w, "</svg>");
     out
 }
