@@ -506,6 +506,21 @@ impl Map {
         self.fd.as_raw_fd()
     }
 
+    /// Instructions for `r0 = bpf_map_lookup_elem(map, &key)` with a `u32` key (the value's
+    /// address, or 0): the key goes in the stack word at `r10 - 4`; r1–r5 are clobbered.
+    #[must_use]
+    pub fn lookup_insns(&self, key: i32) -> [Insn; 6] {
+        let [map_lo, map_hi] = Insn::load_map_fd(R1, self.raw_fd());
+        [
+            Insn::store_imm(Size::W, R10, -4, key),
+            map_lo,
+            map_hi,
+            Insn::mov64_reg(R2, R10),
+            Insn::alu64_imm(Alu::Add, R2, -4),
+            Insn::call(helper::MAP_LOOKUP_ELEM),
+        ]
+    }
+
     fn check(&self, key: &[u8], value: Option<usize>) -> io::Result<()> {
         if key.len() != self.key_size || value.is_some_and(|v| v != self.value_size) {
             return Err(io::Error::new(
@@ -814,15 +829,9 @@ mod tests {
             Err(e) => panic!("BPF_MAP_CREATE: {e}"),
         };
         // counter[0] += 1; if the frame has 2 bytes, write 0xabcd into them; return XDP_TX.
-        let [map_lo, map_hi] = Insn::load_map_fd(R1, map.raw_fd());
-        let program = [
-            Insn::mov64_reg(R6, R1),
-            Insn::store_imm(Size::W, R10, -4, 0),
-            map_lo,
-            map_hi,
-            Insn::mov64_reg(R2, R10),
-            Insn::alu64_imm(Alu::Add, R2, -4),
-            Insn::call(helper::MAP_LOOKUP_ELEM),
+        let mut program = vec![Insn::mov64_reg(R6, R1)];
+        program.extend(map.lookup_insns(0));
+        program.extend([
             Insn::jmp_imm(Jmp::Eq, R0, 0, 2),
             Insn::mov64_imm(R1, 1),
             Insn::atomic_add64(R0, 0, R1),
@@ -836,7 +845,7 @@ mod tests {
             Insn::store(Size::H, R2, 0, R5),
             Insn::mov64_imm(R0, XdpAction::Tx as i32),
             Insn::exit(),
-        ];
+        ]);
         let program = Program::load_xdp(&program, "glb_test").expect("BPF_PROG_LOAD");
         let run = program.test_run(&[0u8; 64]).expect("BPF_PROG_TEST_RUN");
         assert_eq!(run.retval, XdpAction::Tx as u32);

@@ -132,14 +132,23 @@ pub fn find(mut measure: impl FnMut(Option<f64>) -> Result<Trial>, steps: usize)
 mod tests {
     use super::*;
 
+    /// A trial that offered `offered` pps for a second and delivered `delivered` frames.
+    fn second(offered: f64, delivered: f64) -> Result<Trial> {
+        Ok(Trial {
+            offered_pps: offered,
+            sent: count(offered, u64::MAX),
+            delivered: count(delivered, u64::MAX),
+            arrived: None,
+            cpu_ns: None,
+        })
+    }
+
     /// A contestant forwarding up to `capacity` pps (losing the excess) behind a generator of
     /// `top` pps.
     fn model(capacity: f64, top: f64) -> impl FnMut(Option<f64>) -> Result<Trial> {
         move |rate| {
             let offered = rate.unwrap_or(top).min(top);
-            let sent = count(offered, u64::MAX);
-            let delivered = count(offered.min(capacity), u64::MAX);
-            Ok(Trial { offered_pps: offered, sent, delivered, arrived: None, cpu_ns: None })
+            second(offered, offered.min(capacity))
         }
     }
 
@@ -169,13 +178,7 @@ mod tests {
         let measure = |rate: Option<f64>| {
             let offered = rate.unwrap_or(4e6);
             let delivered = if offered <= 1e6 { offered } else { 2e5 };
-            Ok(Trial {
-                offered_pps: offered,
-                sent: count(offered, u64::MAX),
-                delivered: count(delivered, u64::MAX),
-                arrived: None,
-                cpu_ns: None,
-            })
+            second(offered, delivered)
         };
         let found = find(measure, 12).expect("search");
         assert!(found.pps > 0.9e6 && found.pps <= 1e6, "{found:?}");
@@ -187,13 +190,7 @@ mod tests {
         let measure = |rate: Option<f64>| {
             let offered = rate.unwrap_or(1e6);
             let delivered = if offered <= 5e5 { offered } else { offered * 0.99 };
-            Ok(Trial {
-                offered_pps: offered,
-                sent: count(offered, u64::MAX),
-                delivered: count(delivered, u64::MAX),
-                arrived: None,
-                cpu_ns: None,
-            })
+            second(offered, delivered)
         };
         let found = find(measure, 4).expect("search");
         assert!(found.pps > 0.0 && found.pps <= 5e5, "{found:?}");

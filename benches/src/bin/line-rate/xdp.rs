@@ -100,15 +100,7 @@ pub fn generator(template: &Template, pacer: &Pacer) -> Vec<Insn> {
     a.push([Insn::mov64_reg(R6, R1)]);
 
     // Pacing: spin until `next`, then `next = max(next, now - 16 intervals) + interval`.
-    let [map_lo, map_hi] = Insn::load_map_fd(R1, pacer.map.raw_fd());
-    a.push([
-        Insn::store_imm(Size::W, R10, -4, 0),
-        map_lo,
-        map_hi,
-        Insn::mov64_reg(R2, R10),
-        Insn::alu64_imm(Alu::Add, R2, -4),
-        Insn::call(helper::MAP_LOOKUP_ELEM),
-    ]);
+    a.push(pacer.map.lookup_insns(0));
     a.jump(Insn::jmp_imm(Jmp::Eq, R0, 0, 0), "build");
     a.push([Insn::mov64_reg(R9, R0), Insn::load(Size::Dw, R8, R9, 8)]);
     a.jump(Insn::jmp_imm(Jmp::Eq, R8, 0, 0), "build");
@@ -260,18 +252,13 @@ impl Counter {
 
     /// `counter += 1` (atomically; clobbers r0–r5).
     fn increment(&self) -> Vec<Insn> {
-        let [map_lo, map_hi] = Insn::load_map_fd(R1, self.map.raw_fd());
-        vec![
-            Insn::store_imm(Size::W, R10, -4, 0),
-            map_lo,
-            map_hi,
-            Insn::mov64_reg(R2, R10),
-            Insn::alu64_imm(Alu::Add, R2, -4),
-            Insn::call(helper::MAP_LOOKUP_ELEM),
+        let mut insns = self.map.lookup_insns(0).to_vec();
+        insns.extend([
             Insn::jmp_imm(Jmp::Eq, R0, 0, 2),
             Insn::mov64_imm(R1, 1),
             Insn::atomic_add64(R0, 0, R1),
-        ]
+        ]);
+        insns
     }
 }
 
