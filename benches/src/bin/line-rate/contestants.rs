@@ -141,27 +141,34 @@ impl Contestant {
         }
     }
 
-    /// What bounds its rate on veth (the report's explanation).
+    /// What bounds its rate on veth (the report's explanation, from profiles of this harness).
     #[must_use]
     pub fn limit(self) -> &'static str {
         match self {
             Self::XdpDrop => {
-                "the generator core: building each live frame, veth's XDP transmit and the XDP_DROP \
-                 program all run there (veth has no interrupt: the receiving NAPI runs on the sending core)"
+                "the generator core, which builds each live frame, transmits it into veth and runs the \
+                 XDP_DROP program (veth has no interrupt: the receiving NAPI runs on the sending core)"
             }
             Self::XdpTx => {
-                "as the receive ceiling, plus the second veth crossing back to the sink, still on the \
-                 generator core"
+                "the generator core again: on top of the receive ceiling's work, the bounce back \
+                 through veth and the sink's XDP program"
             }
             Self::Testpmd(Backend::AfPacket) | Self::Director(Backend::AfPacket) => {
-                "the generator core builds an skb per frame and copies it into the RX ring (plus the \
-                 kernel's own copy, dropped by rp_filter); the contestant core copies out, sends \
-                 through the TX ring (one skb and veth transmit per frame, in the sendto)"
+                "the contestant core's transmit path: per frame an skb, a copy and a veth transmit in the \
+                 sendto, plus the sink's receive (veth copies the skb into a page for its XDP program), \
+                 about three quarters of the core; the generator core builds the receive skb, copies it \
+                 into the ring and drops the kernel's own copy"
             }
-            Self::Testpmd(_) | Self::Director(_) => {
-                "the generator core copies each frame into the socket's UMEM (copy mode: veth has no \
-                 zero-copy); the contestant core's TX kick builds one skb per frame (copy-mode \
-                 transmit) and crosses veth back to the sink"
+            Self::Testpmd(_) | Self::Director(Backend::DpdkAfXdp) => {
+                "the contestant core's copy-mode transmit (an skb per frame, built in the sendto kick), \
+                 the sink's receive on the same core, and the receive copy into the UMEM, which DPDK's \
+                 af_xdp driver pulls onto its own core with a busy-polling recvfrom whenever its ring \
+                 runs empty"
+            }
+            Self::Director(_) => {
+                "the contestant core's copy-mode transmit (an skb per frame, built in the sendto kick) \
+                 and the sink's receive on the same core, about three quarters of the core; the \
+                 pipeline about a tenth; the receive copy into the UMEM stays on the generator core"
             }
         }
     }
