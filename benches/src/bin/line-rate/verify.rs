@@ -1,6 +1,6 @@
 //! The check of our director's output: the sink passes one frame in 1024 to the kernel, an
-//! AF_PACKET socket on the generator's interface captures it, and each captured tunnel is taken
-//! apart with `glb_wire`'s parsers and compared with what the forwarding table says (through
+//! AF_PACKET socket on the generator's interface captures it ([`Capture`]), and each captured
+//! tunnel is taken apart with `glb_wire`'s parsers and compared with what the forwarding table says (through
 //! `forwarding_table`'s lookup, not the director's pipeline).
 
 use crate::frames::{CLIENT_BASE, MARKER, VIP, VIP_PORT};
@@ -12,6 +12,10 @@ use glb_director::io::{Burst, PacketIo};
 use glb_wire::ip::Protocol;
 use glb_wire::{gue, ipv4, udp};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Sampled frames checked, and what was wrong with the bad ones.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -122,37 +126,74 @@ fn hex_head(frame: &[u8]) -> String {
     frame.iter().take(64).map(|b| format!("{b:02x}")).collect()
 }
 
-/// The capture on the generator's interface (frames the sink passes).
+/// The capture on the generator's interface: a thread that takes every frame the sink passes
+/// as it arrives (the socket's ring retires a block per millisecond however few frames it
+/// holds, so it must be drained continuously) and, while a check is on, checks each one.
 #[derive(Debug)]
 pub struct Capture {
-    socket: AfPacket,
-    burst: Burst,
+    checking: Arc<Mutex<Option<Checked>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<()>>>,
 }
 
+/// How long the capture thread sleeps when its ring is empty (the ring holds 128 ms).
+const CAPTURE_IDLE: Duration = Duration::from_millis(5);
+
 impl Capture {
-    /// Opens it (in the generator's namespace).
+    /// Opens the socket (in the generator's namespace) and starts the thread.
     ///
     /// # Errors
     /// The socket cannot be opened.
-    pub fn open(topo: &Topology) -> Result<Self> {
+    pub fn start(topo: &Topology, check: GueCheck) -> Result<Self> {
         let interface = topo.gen_if.clone();
-        let socket = in_netns(&topo.gen_ns, move || AfPacket::open(&interface, None))?
+        let mut socket = in_netns(&topo.gen_ns, move || AfPacket::open(&interface, None))?
             .context("opening the capture socket on the generator's interface")?;
-        Ok(Self { socket, burst: Burst::new() })
+        let checking: Arc<Mutex<Option<Checked>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (shared, stopped) = (Arc::clone(&checking), Arc::clone(&stop));
+        let thread = std::thread::Builder::new()
+            .name("lr-capture".into())
+            .spawn(move || -> Result<()> {
+                let mut burst = Burst::new();
+                while !stopped.load(Ordering::Relaxed) {
+                    if socket.rx_burst(&mut burst)? == 0 {
+                        std::thread::sleep(CAPTURE_IDLE);
+                        continue;
+                    }
+                    let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(checked) = state.as_mut() {
+                        for frame in burst.frames() {
+                            checked.record(check.check(frame.data()));
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .context("starting the capture thread")?;
+        Ok(Self { checking, stop, thread: Some(thread) })
     }
 
-    /// Takes every captured frame; checks each with `check` when given (else discards it).
-    ///
-    /// # Errors
-    /// The socket failed.
-    pub fn drain(&mut self, check: Option<&GueCheck>, checked: &mut Checked) -> Result<()> {
-        while self.socket.rx_burst(&mut self.burst)? > 0 {
-            if let Some(check) = check {
-                for frame in self.burst.frames() {
-                    checked.record(check.check(frame.data()));
-                }
+    /// Checks every captured frame from now on.
+    pub fn begin(&self) {
+        *self.checking.lock().unwrap_or_else(PoisonError::into_inner) = Some(Checked::default());
+    }
+
+    /// Stops checking; what was checked since [`Self::begin`].
+    #[must_use]
+    pub fn end(&self) -> Checked {
+        self.checking.lock().unwrap_or_else(PoisonError::into_inner).take().unwrap_or_default()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            match thread.join() {
+                Ok(Err(e)) => log::warn!("the capture stopped: {e:#}"),
+                Err(_) => log::warn!("the capture thread panicked"),
+                Ok(Ok(())) => {}
             }
         }
-        Ok(())
     }
 }
