@@ -1,5 +1,5 @@
 //! The whole director daemon (`glb_director::runtime::Daemon`: worker thread, burst loop, table
-//! handle, TX drain timer) driven over an in-memory port, so the harness needs no device.
+//! handle, TX flushing) driven over an in-memory port, so the harness needs no device.
 //!
 //! Case: `daemon/memory_port/1_worker` — 64-byte IPv4 UDP frames from 4096 clients to one VIP,
 //! 256-backend table; each iteration injects the frames and waits until the worker has

@@ -1,8 +1,13 @@
-//! Hosts the workspace's Criterion benchmarks (`benches/*.rs`); it ships no library code.
+//! The workspace's benchmarks: Criterion benches (`benches/*.rs`, `cargo bench -p glb-benches`)
+//! and the line-rate harness (`src/bin/line-rate`, `cargo run --release -p glb-benches --bin
+//! line-rate`).
 //!
-//! The only items here are the input builders the bench files share, so every bench measures
-//! the same, reproducible forwarding tables. Run with `cargo bench -p glb-benches`.
+//! The library holds what they share: the input builders, so every bench measures the same,
+//! reproducible forwarding tables, and the [`pipeline`] workload.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod pipeline;
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -38,6 +43,12 @@ pub fn backend_address(index: usize) -> Ipv4Addr {
 /// (192.0.2.1 tcp 80) and the fixed [`HASH_KEY`] and [`SEED`].
 #[must_use]
 pub fn table_json(backends: usize, mix: Mix) -> String {
+    table_json_with_bind(backends, mix, "192.0.2.1", "tcp", 80)
+}
+
+/// [`table_json`] with the bind `ip` `proto` (`"tcp"` or `"udp"`) `port`.
+#[must_use]
+pub fn table_json_with_bind(backends: usize, mix: Mix, ip: &str, proto: &str, port: u16) -> String {
     let mut list = String::new();
     for i in 0..backends {
         let (state, healthy) = match mix {
@@ -51,7 +62,7 @@ pub fn table_json(backends: usize, mix: Mix) -> String {
             .expect("writing to a String cannot fail");
     }
     format!(
-        r#"{{"tables":[{{"name":"bench","hash_key":"{HASH_KEY}","seed":"{SEED}","binds":[{{"ip":"192.0.2.1","proto":"tcp","port":80}}],"backends":[{list}]}}]}}"#
+        r#"{{"tables":[{{"name":"bench","hash_key":"{HASH_KEY}","seed":"{SEED}","binds":[{{"ip":"{ip}","proto":"{proto}","port":{port}}}],"backends":[{list}]}}]}}"#
     )
 }
 

@@ -2,22 +2,18 @@
 //! daemon on a real interface, or the offline pcap mode. Logs are GLB-style JSON lines.
 #![forbid(unsafe_code)]
 
-mod ports;
-
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use forwarding_table::LoadedTable;
 use glb_director::config::{DirectorConfig, parse_mac};
 use glb_director::pcap;
 use glb_director::pipeline::{Counters, DropReason, ForcedTable, Pipeline};
-use glb_director::runtime::{Daemon, DaemonOptions, Idle, TableHandle, export, register_signals};
+use glb_director::runtime::launch::{self, Launch};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// GLB-compatible L4 load-balancer director: classifies client packets against the forwarding
 /// table's binds, hashes each flow to a row, and GUE-encapsulates it to the row's primary proxy.
@@ -108,28 +104,12 @@ fn run(args: &Args) -> Result<()> {
 }
 
 fn run_daemon(args: &Args, config: &DirectorConfig, table: LoadedTable) -> Result<()> {
-    let (workers, local_mac) = ports::open(config, args.local_mac)?;
-    let pipeline = Pipeline::new(config.pipeline(local_mac));
-    let (stop, reload) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-    register_signals(&stop, &reload).context("cannot install signal handlers")?;
-    let tables = Arc::new(TableHandle::new(table));
-    log::info!("forwarding table loaded: generation 1, digest {}", tables.current().digest);
-    let options = DaemonOptions {
+    let launch = Launch {
         table_path: args.forwarding_table.clone(),
-        idle: match config.io.idle_sleep_us {
-            0 => Idle::BusyPoll,
-            us => Idle::Sleep(Duration::from_micros(us)),
-        },
-        statsd_port: Some(config.statsd_port),
-        metrics_listen: config.io.metrics_listen,
+        local_mac: args.local_mac,
         watch: !args.no_watch,
     };
-    let daemon = Daemon::start(tables, pipeline, workers, &options, stop, reload)?;
-    export::sd_notify_ready();
-    log::info!("glb-director ready: {} worker(s)", config.io.workers.len());
-    daemon.run(options.statsd_port)?;
-    log::info!("glb-director stopped");
-    Ok(())
+    Ok(launch::run(config, table, &launch)?)
 }
 
 /// GLB's log format: one JSON object per line, `{"timestamp": secs, "level": …, "message": …}`.

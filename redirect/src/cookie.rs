@@ -14,18 +14,10 @@
 //! network namespace.
 
 use crate::packet::{Family, Flow};
-use glb_sys::bpf::{self, Insn, op, reg};
+use glb_sys::bpf::{Alu, Insn, Jmp, Program, R0, R1, R2, R3, R4, Size, XdpAction, helper, xdp_md};
 use glb_wire::{ipv4, ipv6, tcp};
 use std::io;
-use std::os::fd::OwnedFd;
 
-/// `BPF_FUNC_tcp_raw_check_syncookie_ipv4`.
-const BPF_FUNC_TCP_RAW_CHECK_SYNCOOKIE_IPV4: i32 = 206;
-/// `BPF_FUNC_tcp_raw_check_syncookie_ipv6`.
-const BPF_FUNC_TCP_RAW_CHECK_SYNCOOKIE_IPV6: i32 = 207;
-/// `offsetof(struct xdp_md, data)` and `data_end`.
-const XDP_MD_DATA: i16 = 0;
-const XDP_MD_DATA_END: i16 = 4;
 /// The dummy Ethernet header in front of the IP header.
 const ETH_LEN: usize = 14;
 /// The longest test-run input (IPv6).
@@ -38,34 +30,34 @@ pub fn program(ip_len: usize, helper: i32) -> [Insn; 16] {
     let (eth, tcp_at, end) = (len(ETH_LEN), len(ETH_LEN + ip_len), len(ETH_LEN + ip_len + tcp::HEADER_LEN));
     [
         // r2 = ctx->data; r3 = ctx->data_end
-        Insn::new(op::LDX_MEM_W, reg::R2, reg::R1, XDP_MD_DATA, 0),
-        Insn::new(op::LDX_MEM_W, reg::R3, reg::R1, XDP_MD_DATA_END, 0),
+        Insn::load(Size::W, R2, R1, xdp_md::DATA),
+        Insn::load(Size::W, R3, R1, xdp_md::DATA_END),
         // if (data + eth + ip + tcp > data_end) goto aborted: the bound the verifier needs.
-        Insn::new(op::ALU64_MOV_X, reg::R4, reg::R2, 0, 0),
-        Insn::new(op::ALU64_ADD_K, reg::R4, 0, 0, end),
-        Insn::new(op::JMP_JGT_X, reg::R4, reg::R3, 9, 0),
+        Insn::mov64_reg(R4, R2),
+        Insn::alu64_imm(Alu::Add, R4, end),
+        Insn::jmp_reg(Jmp::Gt, R4, R3, 9),
         // r0 = helper(r1 = data + eth (iph), r2 = data + eth + ip (th))
-        Insn::new(op::ALU64_MOV_X, reg::R1, reg::R2, 0, 0),
-        Insn::new(op::ALU64_ADD_K, reg::R1, 0, 0, eth),
-        Insn::new(op::ALU64_ADD_K, reg::R2, 0, 0, tcp_at),
-        Insn::new(op::JMP_CALL, 0, 0, 0, helper),
+        Insn::mov64_reg(R1, R2),
+        Insn::alu64_imm(Alu::Add, R1, eth),
+        Insn::alu64_imm(Alu::Add, R2, tcp_at),
+        Insn::call(helper),
         // 0: valid cookie → XDP_PASS; anything else (-EACCES) → XDP_DROP.
-        Insn::new(op::JMP_JNE_K, reg::R0, 0, 2, 0),
-        Insn::new(op::ALU64_MOV_K, reg::R0, 0, 0, bpf::XDP_PASS),
-        Insn::new(op::JMP_EXIT, 0, 0, 0, 0),
-        Insn::new(op::ALU64_MOV_K, reg::R0, 0, 0, bpf::XDP_DROP),
-        Insn::new(op::JMP_EXIT, 0, 0, 0, 0),
+        Insn::jmp_imm(Jmp::Ne, R0, 0, 2),
+        Insn::mov64_imm(R0, XdpAction::Pass as i32),
+        Insn::exit(),
+        Insn::mov64_imm(R0, XdpAction::Drop as i32),
+        Insn::exit(),
         // aborted:
-        Insn::new(op::ALU64_MOV_K, reg::R0, 0, 0, bpf::XDP_ABORTED),
-        Insn::new(op::JMP_EXIT, 0, 0, 0, 0),
+        Insn::mov64_imm(R0, XdpAction::Aborted as i32),
+        Insn::exit(),
     ]
 }
 
 /// The loaded programs.
 #[derive(Debug)]
 pub struct CookieCheck {
-    v4: OwnedFd,
-    v6: OwnedFd,
+    v4: Program,
+    v6: Program,
 }
 
 impl CookieCheck {
@@ -75,19 +67,10 @@ impl CookieCheck {
     /// Not permitted (needs `CAP_BPF` and `CAP_NET_ADMIN`), or the kernel lacks the helpers
     /// (before 6.0, or without `CONFIG_SYN_COOKIES`); the error carries the verifier's log.
     pub fn load() -> io::Result<Self> {
-        let load = |ip_len, helper, name| {
-            let insns = program(ip_len, helper);
-            bpf::load_program(&bpf::Program {
-                prog_type: bpf::PROG_TYPE_XDP,
-                expected_attach_type: bpf::ATTACH_XDP,
-                insns: &insns,
-                license: b"Dual MIT/GPL\0",
-                name,
-            })
-        };
+        let load = |ip_len, helper, name| Program::load_xdp(&program(ip_len, helper), name);
         Ok(Self {
-            v4: load(ipv4::HEADER_LEN, BPF_FUNC_TCP_RAW_CHECK_SYNCOOKIE_IPV4, "glb_cookie_v4")?,
-            v6: load(ipv6::HEADER_LEN, BPF_FUNC_TCP_RAW_CHECK_SYNCOOKIE_IPV6, "glb_cookie_v6")?,
+            v4: load(ipv4::HEADER_LEN, helper::TCP_RAW_CHECK_SYNCOOKIE_IPV4, "glb_cookie_v4")?,
+            v6: load(ipv6::HEADER_LEN, helper::TCP_RAW_CHECK_SYNCOOKIE_IPV6, "glb_cookie_v6")?,
         })
     }
 
@@ -109,7 +92,7 @@ impl CookieCheck {
         input[12..14].copy_from_slice(&ethertype);
         input[ETH_LEN..ETH_LEN + ip_len].copy_from_slice(ip);
         input[ETH_LEN + ip_len..ETH_LEN + ip_len + tcp::HEADER_LEN].copy_from_slice(segment);
-        match bpf::test_run(prog, &input[..ETH_LEN + ip_len + tcp::HEADER_LEN])? {
+        match prog.verdict(&input[..ETH_LEN + ip_len + tcp::HEADER_LEN])? {
             2 => Ok(true),
             1 => Ok(false),
             other => Err(io::Error::other(format!("cookie program returned {other}"))),
@@ -123,17 +106,17 @@ mod tests {
 
     #[test]
     fn jumps_land_where_the_comments_say() {
-        let p = program(ipv4::HEADER_LEN, BPF_FUNC_TCP_RAW_CHECK_SYNCOOKIE_IPV4);
+        let p = program(ipv4::HEADER_LEN, helper::TCP_RAW_CHECK_SYNCOOKIE_IPV4);
         // The bounds check skips to the XDP_ABORTED pair.
-        assert_eq!(p[4].code, op::JMP_JGT_X);
+        assert_eq!(p[4], Insn::jmp_reg(Jmp::Gt, R4, R3, p[4].off));
         let aborted = 4 + 1 + usize::try_from(p[4].off).expect("forward");
-        assert_eq!((p[aborted].imm, p[aborted + 1].code), (bpf::XDP_ABORTED, op::JMP_EXIT));
+        assert_eq!((p[aborted].imm, p[aborted + 1].code), (XdpAction::Aborted as i32, Insn::exit().code));
         // A non-zero helper result skips to the XDP_DROP pair.
         let drop = 9 + 1 + usize::try_from(p[9].off).expect("forward");
-        assert_eq!((p[drop].imm, p[drop + 1].code), (bpf::XDP_DROP, op::JMP_EXIT));
-        assert_eq!((p[10].imm, p[11].code), (bpf::XDP_PASS, op::JMP_EXIT));
+        assert_eq!((p[drop].imm, p[drop + 1].code), (XdpAction::Drop as i32, Insn::exit().code));
+        assert_eq!((p[10].imm, p[11].code), (XdpAction::Pass as i32, Insn::exit().code));
         assert_eq!((p[3].imm, p[7].imm, p[8].imm), (54, 34, 206));
-        let v6 = program(ipv6::HEADER_LEN, BPF_FUNC_TCP_RAW_CHECK_SYNCOOKIE_IPV6);
+        let v6 = program(ipv6::HEADER_LEN, helper::TCP_RAW_CHECK_SYNCOOKIE_IPV6);
         assert_eq!((v6[3].imm, v6[7].imm, v6[8].imm), (74, 54, 207));
     }
 

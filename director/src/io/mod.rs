@@ -4,7 +4,7 @@
 //! worker's [`Burst`]: up to [`BURST_SIZE`] buffers, each frame written [`HEADROOM`] bytes into its
 //! buffer so the pipeline can encapsulate in place. Transmitting copies a frame into the
 //! backend's TX queue; [`PacketIo::flush`] pushes queued frames to the wire (the worker calls it
-//! when a burst fills the queue or its drain timer fires).
+//! once its receive queue is drained or after a few full bursts, `runtime::worker`).
 //!
 //! Backends: [`memory`] (tests, benches), AF_PACKET, AF_XDP and DPDK (cargo feature `dpdk`) —
 //! the I/O backends are the only modules of this crate allowed `unsafe`, each block with a
@@ -137,6 +137,17 @@ impl Burst {
         slot[..len].copy_from_slice(&frame[..len]);
         self.commit(len);
         true
+    }
+
+    /// Every slot as a pipeline frame (the first [`Self::len`] hold the received frames), for
+    /// `Pipeline::process_burst`.
+    pub fn frame_array(&mut self) -> [Frame<'_>; BURST_SIZE] {
+        let lens = self.lens;
+        let mut slots = self.buffers.iter_mut().zip(lens);
+        std::array::from_fn(|_| match slots.next() {
+            Some((buffer, len)) => Frame::new(&mut buffer[..], HEADROOM, len),
+            None => Frame::new(&mut [], 0, 0),
+        })
     }
 
     /// The received frames as pipeline frames, in order.

@@ -1,6 +1,6 @@
 //! Starting and stopping the whole director: workers pinned to cores, the control thread, the
-//! table watch, statsd and the metrics endpoint. Ports are opened by the caller (the binary
-//! picks the backend), so tests can run the real daemon over in-memory ports.
+//! table watch, statsd and the metrics endpoint. Ports are opened by the caller (`launch` opens
+//! the configured backend's), so tests can run the real daemon over in-memory ports.
 
 use super::control::{Control, ControlStats, WorkerLink, watch_table};
 use super::export::{Statsd, serve};
@@ -24,6 +24,18 @@ pub const STATSD_INTERVAL: Duration = Duration::from_secs(10);
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, Error)]
 pub enum DaemonError {
+    /// A port or kernel-path device cannot be opened.
+    #[error("{what}")]
+    Port {
+        /// Which device, for what.
+        what: String,
+        /// The device error.
+        #[source]
+        source: IoError,
+    },
+    /// The signal handlers cannot be installed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
     /// A worker's device failed.
     #[error("worker {worker}")]
     Worker {

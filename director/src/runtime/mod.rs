@@ -4,6 +4,7 @@
 pub mod control;
 pub mod daemon;
 pub mod export;
+pub mod launch;
 pub mod stats;
 pub mod table;
 pub mod worker;
@@ -12,4 +13,4 @@ pub use control::{Control, ControlStats, WorkerLink};
 pub use daemon::{Daemon, DaemonError, DaemonOptions, WorkerPorts, register_signals};
 pub use stats::{StatsSnapshot, WorkerStats};
 pub use table::{Generation, SeenGeneration, TableHandle};
-pub use worker::{Idle, TX_DRAIN_INTERVAL, Worker};
+pub use worker::{FLUSH_BURSTS, Idle, Worker};

@@ -57,10 +57,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// RX ring blocks per socket.
-pub const RX_BLOCKS: usize = 32;
+/// RX ring blocks per socket. Many small blocks rather than a few large ones: at low rates the
+/// kernel retires each block after [`RX_BLOCK_TIMEOUT_MS`] however little it holds, so the ring
+/// buffers `RX_BLOCKS` ms of traffic at least (128 ms here) while the worker is busy or
+/// preempted, and a full block is handed over sooner.
+pub const RX_BLOCKS: usize = 128;
 /// Bytes per RX block (holds a 64 KiB GRO packet, should one arrive).
-pub const RX_BLOCK_SIZE: usize = 256 * 1024;
+pub const RX_BLOCK_SIZE: usize = 128 * 1024;
 /// Milliseconds after which the kernel hands over a block that is not full.
 pub const RX_BLOCK_TIMEOUT_MS: u32 = 1;
 /// Bytes of TX ring per socket.
@@ -413,6 +416,20 @@ fn kick_error_is_transient(err: &io::Error) -> bool {
         err.raw_os_error(),
         Some(libc::EAGAIN | libc::ENOBUFS | libc::EINTR | libc::ENETDOWN | libc::ENOMEM | libc::EMSGSIZE)
     )
+}
+
+impl Drop for AfPacket {
+    fn drop(&mut self) {
+        // The one record of RX ring overruns: what the kernel counted since the last read.
+        if let Ok(s) = self.statistics() {
+            log::info!(
+                "af_packet: socket closing; kernel counters since the last read: packets {}, drops {}, ring freezes {}",
+                s.packets,
+                s.drops,
+                s.freezes
+            );
+        }
+    }
 }
 
 impl PacketIo for AfPacket {

@@ -12,10 +12,13 @@
 //!              completion ring gives the frames back to the free list
 //! ```
 //!
-//! Each socket has its own UMEM of [`FRAMES`] × [`FRAME_SIZE`] bytes: the first half are RX
+//! Each socket has its own UMEM of [`FRAMES`] × [`FRAME_SIZE`] bytes (transparent huge pages
+//! when the kernel allows, fewer TLB misses for both sides): the first [`RX_FRAMES`] are RX
 //! frames, which live on the fill ring, the RX ring or in the kernel (the fill ring holds all of
-//! them, so refilling never fails); the second half are TX frames, on the free list, the TX
-//! ring or the completion ring (again each ring holds all of them).
+//! them, so refilling never fails); the other [`TX_FRAMES`] are TX frames, on the free list, the
+//! TX ring or the completion ring (again each ring holds all of them). The RX side is the larger:
+//! its ring is what absorbs a burst while the worker is busy or preempted (8192 frames: 8 ms at
+//! 1 Mpps), while a TX frame comes back as soon as the kick that sent it returns.
 //!
 //! All sockets of one interface share one program and one XSKMAP ([`prog::Attachment`] behind an
 //! `Arc`, made by the first [`AfXdp::open`]); the program is attached with `BPF_LINK_CREATE`,
@@ -36,7 +39,7 @@ mod umem;
 
 pub use prog::XdpMode;
 
-use super::{Burst, IoError, PacketIo};
+use super::{BURST_SIZE, Burst, IoError, PacketIo};
 use prog::Attachment;
 use ring::{Mapping, Ring, Role};
 use rustix::net::xdp::{SocketAddrXdp, SocketAddrXdpFlags, XdpMmapOffsets, XdpRingOffset, XdpStatistics};
@@ -46,14 +49,16 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 
-/// Frames per socket's UMEM (half RX, half TX).
-pub const FRAMES: u32 = 4096;
+/// RX frames per socket: the fill and RX rings' size.
+pub const RX_FRAMES: u32 = 8192;
+/// TX frames per socket: the TX and completion rings' size.
+pub const TX_FRAMES: u32 = 2048;
+/// Frames per socket's UMEM.
+pub const FRAMES: u32 = RX_FRAMES + TX_FRAMES;
 /// Bytes per UMEM frame (one page).
 pub const FRAME_SIZE: u32 = 4096;
-/// Entries of each of the four rings: all the frames of its half.
-const RING_SIZE: u32 = FRAMES / 2;
 /// Most `sendto` kicks per flush: copy mode sends up to 32 frames per call.
-const MAX_KICKS: u32 = RING_SIZE / 32 + 2;
+const MAX_KICKS: u32 = TX_FRAMES / 32 + 2;
 
 /// `struct xdp_desc` (RX and TX rings).
 type Desc = libc::xdp_desc;
@@ -115,37 +120,38 @@ impl AfXdp {
         let umem = umem::Umem::new(FRAMES, FRAME_SIZE)
             .map_err(|e| IoError::os(format!("af_xdp: {interface}: mapping the UMEM"), e))?;
         rustix::net::sockopt::set_xdp_umem_reg(&socket, umem.registration()).map_err(os("XDP_UMEM_REG"))?;
-        rustix::net::sockopt::set_xdp_umem_fill_ring_size(&socket, RING_SIZE)
+        rustix::net::sockopt::set_xdp_umem_fill_ring_size(&socket, RX_FRAMES)
             .map_err(os("fill ring size"))?;
-        rustix::net::sockopt::set_xdp_umem_completion_ring_size(&socket, RING_SIZE)
+        rustix::net::sockopt::set_xdp_umem_completion_ring_size(&socket, TX_FRAMES)
             .map_err(os("completion ring size"))?;
-        rustix::net::sockopt::set_xdp_rx_ring_size(&socket, RING_SIZE).map_err(os("RX ring size"))?;
-        rustix::net::sockopt::set_xdp_tx_ring_size(&socket, RING_SIZE).map_err(os("TX ring size"))?;
+        rustix::net::sockopt::set_xdp_rx_ring_size(&socket, RX_FRAMES).map_err(os("RX ring size"))?;
+        rustix::net::sockopt::set_xdp_tx_ring_size(&socket, TX_FRAMES).map_err(os("TX ring size"))?;
         let offsets: XdpMmapOffsets =
             rustix::net::sockopt::xdp_mmap_offsets(&socket).map_err(os("XDP_MMAP_OFFSETS"))?;
 
         let map_err =
             |what: &'static str| move |e| IoError::os(format!("af_xdp: {interface}: mapping the {what}"), e);
-        let rx =
-            map_ring(&socket, &offsets.rx, XDP_PGOFF_RX_RING, Role::Consumer).map_err(map_err("RX ring"))?;
-        let tx =
-            map_ring(&socket, &offsets.tx, XDP_PGOFF_TX_RING, Role::Producer).map_err(map_err("TX ring"))?;
-        let mut fill = map_ring(&socket, &offsets.fr, XDP_UMEM_PGOFF_FILL_RING, Role::Producer)
+        let rx = map_ring(&socket, &offsets.rx, XDP_PGOFF_RX_RING, RX_FRAMES, Role::Consumer)
+            .map_err(map_err("RX ring"))?;
+        let tx = map_ring(&socket, &offsets.tx, XDP_PGOFF_TX_RING, TX_FRAMES, Role::Producer)
+            .map_err(map_err("TX ring"))?;
+        let mut fill = map_ring(&socket, &offsets.fr, XDP_UMEM_PGOFF_FILL_RING, RX_FRAMES, Role::Producer)
             .map_err(map_err("fill ring"))?;
-        let completion = map_ring(&socket, &offsets.cr, XDP_UMEM_PGOFF_COMPLETION_RING, Role::Consumer)
-            .map_err(map_err("completion ring"))?;
+        let completion =
+            map_ring(&socket, &offsets.cr, XDP_UMEM_PGOFF_COMPLETION_RING, TX_FRAMES, Role::Consumer)
+                .map_err(map_err("completion ring"))?;
 
-        for index in 0..RING_SIZE {
+        for index in 0..RX_FRAMES {
             let pushed = fill.push(umem.frame(index));
             debug_assert!(pushed, "the fill ring holds every RX frame");
         }
         fill.submit();
-        let free_tx = (RING_SIZE..FRAMES).rev().map(|index| umem.frame(index)).collect();
+        let free_tx = (RX_FRAMES..FRAMES).rev().map(|index| umem.frame(index)).collect();
         let tx_consumed = tx.kernel_consumer();
 
         let attachment = prog::shared(interface, ifindex)?;
         let flags = SocketAddrXdpFlags::XDP_COPY | SocketAddrXdpFlags::XDP_USE_NEED_WAKEUP;
-        rustix::net::bind(&socket, &SocketAddrXdp::new(flags, ifindex, queue)).map_err(os("bind"))?;
+        bind_when_free(&socket, &SocketAddrXdp::new(flags, ifindex, queue)).map_err(os("bind"))?;
         attachment.insert(queue, &socket).map_err(|e| {
             IoError::os(format!("af_xdp: {interface} queue {queue}: adding the socket to the XSKMAP"), e)
         })?;
@@ -158,7 +164,7 @@ impl AfXdp {
             completion,
             umem,
             free_tx,
-            unfilled: Vec::with_capacity(RING_SIZE as usize),
+            unfilled: Vec::with_capacity(RX_FRAMES as usize),
             tx_consumed,
             attachment,
             queue,
@@ -234,17 +240,36 @@ impl AfXdp {
     }
 }
 
+/// How long `open` waits for a queue that another socket just released.
+const BIND_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Binds `socket`, waiting up to [`BIND_WAIT`] while the queue is busy: the kernel frees a closed
+/// socket's queue asynchronously, so a director restarted right after the previous one exited
+/// (or after another AF_XDP program) would otherwise fail.
+fn bind_when_free(socket: &OwnedFd, addr: &SocketAddrXdp) -> Result<(), rustix::io::Errno> {
+    let deadline = std::time::Instant::now() + BIND_WAIT;
+    loop {
+        match rustix::net::bind(socket, addr) {
+            Err(rustix::io::Errno::BUSY) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Errors of a kick or wakeup that leave the socket usable.
 fn transient(e: rustix::io::Errno) -> bool {
     use rustix::io::Errno;
     [Errno::AGAIN, Errno::BUSY, Errno::NOBUFS, Errno::NETDOWN, Errno::INTR].contains(&e)
 }
 
-/// Maps one of the socket's rings (`size` = [`RING_SIZE`] entries of `T`).
+/// Maps one of the socket's rings (`size` entries of `T`, as set with its setsockopt).
 fn map_ring<T: Copy>(
     socket: &OwnedFd,
     offsets: &XdpRingOffset,
     pgoff: u64,
+    size: u32,
     role: Role,
 ) -> std::io::Result<Ring<T>> {
     use rustix::mm::{MapFlags, ProtFlags, mmap};
@@ -253,7 +278,7 @@ fn map_ring<T: Copy>(
     let (producer, consumer, desc) =
         (to_usize(offsets.producer)?, to_usize(offsets.consumer)?, to_usize(offsets.desc)?);
     let flags = offsets.flags.map(to_usize).transpose()?;
-    let entries = RING_SIZE as usize;
+    let entries = size as usize;
     let len = desc.checked_add(entries * size_of::<T>()).ok_or_else(bad)?;
     let word_ok =
         |off: usize| off.is_multiple_of(align_of::<AtomicU32>()) && off + size_of::<AtomicU32>() <= desc;
@@ -291,12 +316,13 @@ fn map_ring<T: Copy>(
         )
     };
     // SAFETY: pointers into `mapping`, which the ring owns from now on, aligned and in bounds
-    // (checked above); `RING_SIZE` is a power of two; the kernel is the only other side and this
+    // (checked above); `size` is a power of two (asserted below for every ring); the kernel is the only other side and this
     // process makes one ring per role of each mapping.
-    Ok(unsafe { Ring::from_raw(producer, consumer, flags, descs, RING_SIZE, role, Some(mapping)) })
+    Ok(unsafe { Ring::from_raw(producer, consumer, flags, descs, size, role, Some(mapping)) })
 }
 
-const _: () = assert!(RING_SIZE.is_power_of_two() && FRAME_SIZE.is_power_of_two());
+const _: () =
+    assert!(RX_FRAMES.is_power_of_two() && TX_FRAMES.is_power_of_two() && FRAME_SIZE.is_power_of_two());
 
 impl PacketIo for AfXdp {
     fn rx_burst(&mut self, burst: &mut Burst) -> Result<usize, IoError> {
@@ -309,8 +335,18 @@ impl PacketIo for AfXdp {
             self.unfilled.pop();
             taken += 1;
         }
-        while !burst.is_full() {
+        // Take the burst's descriptors first and start loading every frame's first cache line:
+        // the kernel just wrote them from another core, and the copies below then wait for all
+        // those transfers at once instead of one after another.
+        let mut descs = [Desc { addr: 0, len: 0, options: 0 }; BURST_SIZE];
+        let mut count = 0;
+        while count < BURST_SIZE {
             let Some(desc) = self.rx.pop() else { break };
+            self.umem.prefetch(desc.addr);
+            descs[count] = desc;
+            count += 1;
+        }
+        for desc in &descs[..count] {
             taken += 1;
             if let Some(slot) = burst.next_slot() {
                 let len = (desc.len as usize).min(slot.len());
@@ -380,6 +416,21 @@ impl PacketIo for AfXdp {
 
 impl Drop for AfXdp {
     fn drop(&mut self) {
+        // What the kernel dropped for this socket over its life: the one record of RX ring
+        // overruns and fill-ring starvation.
+        if let Ok(s) = self.statistics() {
+            log::info!(
+                "af_xdp: {} queue {}: kernel drops over the socket's life: rx_dropped {}, rx_ring_full {}, \
+                 rx_fill_ring_empty {}, rx_invalid {}, tx_invalid {}",
+                self.interface,
+                self.queue,
+                s.rx_dropped,
+                s.rx_ring_full.unwrap_or(0),
+                s.rx_fill_ring_empty_descs.unwrap_or(0),
+                s.rx_invalid_descs,
+                s.tx_invalid_descs
+            );
+        }
         // Frames of this queue go to the kernel again; closing the socket would remove it from
         // the map as well, this only makes the order explicit.
         if let Err(e) = self.attachment.remove(self.queue) {

@@ -1,13 +1,10 @@
-//! The XDP redirect program and its loader: raw `bpf(2)`, no clang, no libbpf, no ELF.
+//! The XDP redirect program and its attachment, loaded through [`glb_sys::bpf`] (raw
+//! `bpf(2)`, no clang, no libbpf, no ELF).
 //!
 //! The program is `return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);`,
-//! assembled by hand below ([`PROGRAM`]). A frame arriving on a queue that has a socket in the
+//! assembled by hand below ([`program`]). A frame arriving on a queue that has a socket in the
 //! XSKMAP goes to that socket; on any other queue the map lookup fails and the `XDP_PASS` in the
 //! flags' low bits hands the frame to the kernel stack.
-//!
-//! Its license string is `"Dual MIT/GPL"`: the instructions are data the director loads into
-//! the kernel, which accepts the string as GPL-compatible (the one helper used,
-//! `bpf_redirect_map`, is not GPL-only anyway); it does not affect the director's own license.
 //!
 //! One [`Attachment`] per interface (and network namespace): the XSKMAP, the loaded program and
 //! the `BPF_LINK_CREATE` link that attaches it. Every socket on the interface shares it through
@@ -15,7 +12,8 @@
 //! process dies, since the kernel closes the fd.
 
 use super::super::IoError;
-use glb_sys::bpf::{self, Insn, op, reg};
+pub use glb_sys::bpf::XdpMode;
+use glb_sys::bpf::{Insn, Map, MapType, Program, R1, R2, R3, Size, XdpAction, XdpLink, helper, xdp_md};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -23,95 +21,50 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 /// Entries of the XSKMAP: the highest queue number a socket can serve, plus one.
 pub const XSKMAP_ENTRIES: u32 = 256;
 
-/// `enum bpf_map_type`.
-const BPF_MAP_TYPE_XSKMAP: u32 = 17;
-/// `XDP_FLAGS_SKB_MODE`: generic XDP, run on the skb after the driver.
-const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
-/// `XDP_FLAGS_DRV_MODE`: native XDP, run by the driver before any skb exists.
-const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
-/// `BPF_FUNC_redirect_map`.
-const BPF_FUNC_REDIRECT_MAP: i32 = 51;
-/// `offsetof(struct xdp_md, rx_queue_index)`.
-const XDP_MD_RX_QUEUE_INDEX: i16 = 16;
-
-/// Index of the 64-bit immediate load whose `imm` [`program`] patches with the map fd.
-const MAP_FD_INSN: usize = 1;
-
-/// The program, with the map fd still 0 (see [`program`]).
-pub const PROGRAM: [Insn; 6] = [
-    // r2 = *(u32 *)(r1 + 16): r1 is the `struct xdp_md *` context, r2 = ctx->rx_queue_index.
-    Insn::new(op::LDX_MEM_W, reg::R2, reg::R1, XDP_MD_RX_QUEUE_INDEX, 0),
-    // r1 = &xsks_map (first half: imm = map fd, src = BPF_PSEUDO_MAP_FD; the verifier turns
-    // the fd into the map's address) ...
-    Insn::new(op::LD_IMM_DW, reg::R1, bpf::PSEUDO_MAP_FD, 0, 0),
-    // ... (second half: the upper 32 bits of the immediate, 0).
-    Insn::new(0, 0, 0, 0, 0),
-    // r3 = XDP_PASS: bpf_redirect_map's flags; the low bits are the action when the queue
-    // has no socket in the map.
-    Insn::new(op::ALU64_MOV_K, reg::R3, 0, 0, bpf::XDP_PASS),
-    // r0 = bpf_redirect_map(r1 = map, r2 = key, r3 = flags): XDP_REDIRECT or XDP_PASS.
-    Insn::new(op::JMP_CALL, 0, 0, 0, BPF_FUNC_REDIRECT_MAP),
-    // return r0.
-    Insn::new(op::JMP_EXIT, reg::R0, 0, 0, 0),
-];
-
-/// [`PROGRAM`] referring to the map `map_fd`.
+/// The program for the XSKMAP `map_fd`.
 #[must_use]
-pub fn program(map_fd: i32) -> [Insn; PROGRAM.len()] {
-    let mut insns = PROGRAM;
-    insns[MAP_FD_INSN].imm = map_fd;
-    insns
+pub fn program(map_fd: i32) -> [Insn; 6] {
+    let [map_lo, map_hi] = Insn::load_map_fd(R1, map_fd);
+    [
+        // r2 = ctx->rx_queue_index (r1 is the `struct xdp_md *` context).
+        Insn::load(Size::W, R2, R1, xdp_md::RX_QUEUE_INDEX),
+        // r1 = &xsks_map.
+        map_lo,
+        map_hi,
+        // r3 = XDP_PASS: bpf_redirect_map's flags; the low bits are the action when the queue
+        // has no socket in the map.
+        Insn::mov64_imm(R3, XdpAction::Pass as i32),
+        // r0 = bpf_redirect_map(r1 = map, r2 = key, r3 = flags): XDP_REDIRECT or XDP_PASS.
+        Insn::call(helper::REDIRECT_MAP),
+        // return r0.
+        Insn::exit(),
+    ]
 }
 
 /// Creates the XSKMAP (key: queue index, value: socket fd).
-pub fn create_xskmap() -> io::Result<OwnedFd> {
-    bpf::create_map_u32(BPF_MAP_TYPE_XSKMAP, XSKMAP_ENTRIES, "glb_xsks")
+///
+/// # Errors
+/// No CAP_BPF, or the kernel lacks AF_XDP.
+pub fn create_xskmap() -> io::Result<Map> {
+    Map::create(MapType::XskMap, 4, 4, XSKMAP_ENTRIES, "glb_xsks")
 }
 
 /// Loads [`program`] for `map`; on failure the error carries the verifier's log.
-pub fn load_program(map: &OwnedFd) -> io::Result<OwnedFd> {
-    let insns = program(map.as_raw_fd());
-    bpf::load_program(&bpf::Program {
-        prog_type: bpf::PROG_TYPE_XDP,
-        expected_attach_type: bpf::ATTACH_XDP,
-        insns: &insns,
-        license: b"Dual MIT/GPL\0",
-        name: "glb_xsk_redir",
-    })
-}
-
-/// Where the program runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum XdpMode {
-    /// Native (driver) XDP, `XDP_FLAGS_DRV_MODE`.
-    Native,
-    /// Generic XDP on the skb, `XDP_FLAGS_SKB_MODE` (drivers without XDP support).
-    Generic,
-}
-
-impl std::fmt::Display for XdpMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Native => "native (driver)",
-            Self::Generic => "generic (skb)",
-        })
-    }
-}
-
-fn link_create(prog: &OwnedFd, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
-    bpf::link_create(prog, ifindex, bpf::ATTACH_XDP, flags)
+///
+/// # Errors
+/// No CAP_BPF, or the verifier rejected the program.
+pub fn load_program(map: &Map) -> io::Result<Program> {
+    Program::load_xdp(&program(map.raw_fd()), "glb_xsk_redir")
 }
 
 /// The program attached to one interface, with its map. Fields drop in order: the link first
 /// (detaching the program), then the program, then the map.
 #[derive(Debug)]
 pub struct Attachment {
-    /// Held for its drop: closing it detaches the program.
-    _link: OwnedFd,
+    link: XdpLink,
     /// Held for its drop.
-    _prog: OwnedFd,
-    map: OwnedFd,
-    mode: XdpMode,
+    _prog: Program,
+    map: Map,
     ifindex: u32,
     netns: (u64, u64),
     interface: String,
@@ -123,16 +76,16 @@ impl Attachment {
     fn attach(interface: &str, ifindex: u32, netns: (u64, u64)) -> Result<Self, IoError> {
         let map = create_xskmap().map_err(|e| IoError::os("af_xdp: BPF_MAP_CREATE (XSKMAP)", e))?;
         let prog = load_program(&map).map_err(|e| IoError::os("af_xdp: BPF_PROG_LOAD (XDP redirect)", e))?;
-        let busy = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EEXIST));
-        let (link, mode) = match link_create(&prog, ifindex, XDP_FLAGS_DRV_MODE) {
-            Ok(link) => (link, XdpMode::Native),
+        let busy = glb_sys::bpf::is_busy;
+        let link = match prog.attach_xdp(ifindex, XdpMode::Native) {
+            Ok(link) => link,
             Err(e) if busy(&e) => return Err(already_attached(interface, e)),
-            Err(native) => match link_create(&prog, ifindex, XDP_FLAGS_SKB_MODE) {
+            Err(native) => match prog.attach_xdp(ifindex, XdpMode::Generic) {
                 Ok(link) => {
                     log::warn!(
                         "af_xdp: {interface}: native XDP refused ({native}); using generic (skb) mode"
                     );
-                    (link, XdpMode::Generic)
+                    link
                 }
                 Err(e) if busy(&e) => return Err(already_attached(interface, e)),
                 Err(e) => {
@@ -143,23 +96,24 @@ impl Attachment {
                 }
             },
         };
-        log::info!("af_xdp: {interface}: XDP redirect program attached in {mode} mode");
-        Ok(Self { _link: link, _prog: prog, map, mode, ifindex, netns, interface: interface.to_owned() })
+        log::info!("af_xdp: {interface}: XDP redirect program attached in {} mode", link.mode());
+        Ok(Self { link, _prog: prog, map, ifindex, netns, interface: interface.to_owned() })
     }
 
     /// Where the program runs.
     pub fn mode(&self) -> XdpMode {
-        self.mode
+        self.link.mode()
     }
 
     /// Sends frames of `queue` to `socket`.
     pub fn insert(&self, queue: u32, socket: &OwnedFd) -> io::Result<()> {
-        bpf::map_update_u32(&self.map, queue, u32::try_from(socket.as_raw_fd()).unwrap_or(u32::MAX))
+        let fd = u32::try_from(socket.as_raw_fd()).unwrap_or(u32::MAX);
+        self.map.update(&queue.to_ne_bytes(), &fd.to_ne_bytes())
     }
 
     /// Sends frames of `queue` to the kernel again.
     pub fn remove(&self, queue: u32) -> io::Result<()> {
-        bpf::map_delete_u32(&self.map, queue)
+        self.map.delete(&queue.to_ne_bytes())
     }
 }
 
@@ -218,11 +172,10 @@ mod tests {
         assert_eq!((p[0].code, p[0].regs, p[0].off), (0x61, 0x12, 16));
         // ld_imm64 r1, map fd 7 with src = BPF_PSEUDO_MAP_FD
         assert_eq!((p[1].code, p[1].regs, p[1].imm), (0x18, 0x11, 7));
-        assert_eq!(p[2], Insn::new(0, 0, 0, 0, 0));
-        assert_eq!((p[3].code, p[3].regs, p[3].imm), (0xb7, 0x03, bpf::XDP_PASS));
+        assert_eq!((p[2].code, p[2].regs, p[2].imm), (0, 0, 0));
+        assert_eq!((p[3].code, p[3].regs, p[3].imm), (0xb7, 0x03, 2));
         assert_eq!((p[4].code, p[4].imm), (0x85, 51));
         assert_eq!(p[5].code, 0x95);
-        assert_eq!(PROGRAM[MAP_FD_INSN].imm, 0, "the const array keeps a placeholder");
     }
 
     /// The verifier accepts the program (needs CAP_BPF; skipped otherwise).
@@ -230,7 +183,7 @@ mod tests {
     fn verifier_accepts_the_program() {
         let map = match create_xskmap() {
             Ok(map) => map,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
+            Err(e) if glb_sys::bpf::is_permission(&e) => {
                 eprintln!("skipped: creating a BPF map needs CAP_BPF ({e})");
                 return;
             }

@@ -56,23 +56,26 @@ impl Mapping {
         Self { ptr, len }
     }
 
-    /// An anonymous private read-write mapping of `len` bytes, populated up front.
+    /// An anonymous private read-write mapping of `len` bytes, backed by transparent huge pages
+    /// where the kernel has them (a hint: `MADV_HUGEPAGE` failing leaves normal pages). Not
+    /// populated: registering it as a UMEM pins (and so faults in) every page.
     pub(super) fn anonymous(len: usize) -> std::io::Result<Self> {
-        use rustix::mm::{MapFlags, ProtFlags, mmap_anonymous};
+        use rustix::mm::{Advice, MapFlags, ProtFlags, madvise, mmap_anonymous};
         // SAFETY: a new anonymous mapping at an address the kernel chooses (null hint) cannot
         // alias any existing Rust object.
         let ptr = unsafe {
-            mmap_anonymous(
-                std::ptr::null_mut(),
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::PRIVATE | MapFlags::POPULATE,
-            )
+            mmap_anonymous(std::ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::PRIVATE)
         }?;
         let ptr =
             NonNull::new(ptr.cast::<u8>()).ok_or_else(|| std::io::Error::other("mmap returned null"))?;
         // SAFETY: `ptr` is the fresh `len`-byte mapping made just above, owned by nobody else.
-        Ok(unsafe { Self::from_raw(ptr, len) })
+        let mapping = unsafe { Self::from_raw(ptr, len) };
+        // SAFETY: advice on exactly that mapping; MADV_HUGEPAGE changes how it is backed, not
+        // its contents or addresses.
+        if let Err(e) = unsafe { madvise(ptr.as_ptr().cast(), len, Advice::LinuxHugepage) } {
+            log::debug!("af_xdp: no transparent huge pages for the UMEM: {e}");
+        }
+        Ok(mapping)
     }
 
     /// Start of the mapping.

@@ -58,6 +58,24 @@ impl Umem {
         addr & !(u64::from(self.frame_size) - 1)
     }
 
+    /// Starts loading the cache line at UMEM address `addr` (ignored outside the UMEM).
+    pub(super) fn prefetch(&self, addr: u64) {
+        if !in_one_frame(addr, 1, self.frame_size, self.frames) {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            let offset = usize::try_from(addr).unwrap_or(usize::MAX);
+            // SAFETY: `offset` is inside the mapping (checked above), so the pointer arithmetic
+            // stays in one allocation; a prefetch only hints the cache and never faults or
+            // changes memory.
+            unsafe {
+                let line = self.mapping.ptr().as_ptr().add(offset);
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.cast::<i8>());
+            }
+        }
+    }
+
     /// Copies `dst.len()` bytes from UMEM address `addr` into `dst`; false (nothing copied)
     /// when the range is not inside one frame.
     ///

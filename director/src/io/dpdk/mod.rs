@@ -566,8 +566,8 @@ impl PacketIo for DpdkQueue {
             return Ok(self.refuse());
         }
         self.pending.push(mbuf);
-        // Hand over full bursts at once, as DPDK applications do; the worker's drain timer
-        // flushes the rest.
+        // Hand over full bursts at once, as DPDK applications do; the worker's flush sends the
+        // rest.
         if self.pending.len() >= BURST_SIZE {
             self.flush()?;
         }

@@ -1,5 +1,4 @@
-//! The few CPU instructions the data path uses that safe Rust does not expose.
-#![allow(unsafe_code, reason = "one prefetch hint; see its SAFETY comment")]
+//! A cache prefetch hint: the one CPU instruction the data path uses that safe Rust does not expose.
 
 /// Asks the CPU to start loading the cache line holding `value` into all cache levels, so a
 /// read a little later does not wait for memory. A hint only: it never faults, changes no
