@@ -75,6 +75,11 @@ pub fn open_ports(
     mac: Option<[u8; 6]>,
 ) -> Result<(Vec<WorkerPorts>, [u8; 6]), DaemonError> {
     let workers = &config.io.workers;
+    let mac_of = |name: &str| {
+        netdev::mac_address(name)
+            .map_err(IoError::from)
+            .map_err(port_error(format!("no MAC address on {name}")))
+    };
     let (ports, port_mac): Opened = match config.io.backend {
         Backend::AfPacket => {
             let name = interface(config)?;
@@ -84,7 +89,7 @@ pub fn open_ports(
                 .map(|_| AfPacket::open(name, Some(group)).map(|p| Box::new(p) as Box<dyn PacketIo>))
                 .collect::<Result<_, _>>()
                 .map_err(port_error(format!("cannot open AF_PACKET sockets on {name}")))?;
-            (ports, netdev::mac_address(name).map_err(IoError::from).map_err(port_error(format!("no MAC address on {name}")))?)
+            (ports, mac_of(name)?)
         }
         Backend::AfXdp => {
             let name = interface(config)?;
@@ -93,7 +98,7 @@ pub fn open_ports(
                 .map(|w| AfXdp::open(name, u32::from(w.queue)).map(|p| Box::new(p) as Box<dyn PacketIo>))
                 .collect::<Result<_, _>>()
                 .map_err(port_error(format!("cannot open AF_XDP sockets on {name}")))?;
-            (ports, netdev::mac_address(name).map_err(IoError::from).map_err(port_error(format!("no MAC address on {name}")))?)
+            (ports, mac_of(name)?)
         }
         Backend::Dpdk => dpdk(config, workers)?,
     };
