@@ -10,9 +10,9 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use forwarding_table::{HashFields, LoadedTable};
+use glb_benches::pipeline::bench_pipeline;
 use glb_director::config::WorkerSpec;
 use glb_director::io::memory::MemoryPort;
-use glb_director::pipeline::{ClassifyOptions, Pipeline, PipelineConfig, TunnelEndpoint};
 use glb_director::runtime::{Daemon, DaemonOptions, Idle, TableHandle, WorkerPorts};
 use glb_wire::ip::Protocol;
 use glb_wire::{ipv4, udp};
@@ -64,16 +64,7 @@ fn table() -> LoadedTable {
 
 fn daemon(c: &mut Criterion) {
     let port = MemoryPort::new();
-    let pipeline = Pipeline::new(PipelineConfig {
-        endpoint: TunnelEndpoint {
-            gateway_mac: [2, 0, 0, 0, 0, 2],
-            local_mac: [2, 0, 0, 0, 0, 1],
-            src_ip: Ipv4Addr::new(192, 0, 2, 1),
-        },
-        hash_fields: HashFields::default(),
-        alt_hash_fields: None,
-        classify: ClassifyOptions { forward_icmp_echo: true },
-    });
+    let pipeline = bench_pipeline(HashFields::default());
     let workers = vec![WorkerPorts {
         spec: WorkerSpec { core: None, queue: 0 },
         port: Box::new(port.clone()),

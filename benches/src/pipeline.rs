@@ -242,22 +242,29 @@ impl std::fmt::Debug for Workload {
     }
 }
 
+/// The pipeline every in-process benchmark runs: GLB's director.conf defaults apart from the
+/// hash fields, tunnelling from 192.0.2.254 to the gateway MAC 02:00:00:00:00:fe.
+#[must_use]
+pub fn bench_pipeline(fields: HashFields) -> Pipeline {
+    Pipeline::new(PipelineConfig {
+        endpoint: TunnelEndpoint {
+            gateway_mac: [0x02, 0, 0, 0, 0, 0xfe],
+            local_mac: [0x02, 0, 0, 0, 0, 0x01],
+            src_ip: Ipv4Addr::new(192, 0, 2, 254),
+        },
+        hash_fields: fields,
+        alt_hash_fields: None,
+        classify: ClassifyOptions { forward_icmp_echo: true },
+    })
+}
+
 impl Workload {
     /// Builds the arena and the table, and checks every frame is forwarded (panics otherwise).
     #[must_use]
     pub fn new(name: &str, traffic: Traffic, fields: HashFields) -> Self {
         const { assert!(START >= MAX_HEADROOM && START + 78 <= STRIDE, "slot layout") };
         let table = table_for(traffic);
-        let pipeline = Pipeline::new(PipelineConfig {
-            endpoint: TunnelEndpoint {
-                gateway_mac: [0x02, 0, 0, 0, 0, 0xfe],
-                local_mac: [0x02, 0, 0, 0, 0, 0x01],
-                src_ip: Ipv4Addr::new(192, 0, 2, 254),
-            },
-            hash_fields: fields,
-            alt_hash_fields: None,
-            classify: ClassifyOptions { forward_icmp_echo: true },
-        });
+        let pipeline = bench_pipeline(fields);
         let flows = flows(traffic);
         let mut slots = Arena::new(FRAMES);
         let mut lens = Vec::with_capacity(FRAMES);

@@ -346,14 +346,7 @@ fn reload_under_load_sigterm_and_restart_over_af_packet() {
     require_root!();
     let lab = Lab::new("er", 1);
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = support::vip_table(
-        "00000000000000000000000000000001",
-        &["198.51.100.1", "198.51.100.2", "198.51.100.3"],
-    );
-    let b = support::vip_table(
-        "00000000000000000000000000000002",
-        &["203.0.113.1", "203.0.113.2", "203.0.113.3"],
-    );
+    let (a, b) = support::vip_table_generations();
     let table = dir.path().join("forwarding_table.bin");
     support::publish(&table, &a);
     let config =

@@ -22,14 +22,7 @@ use std::time::{Duration, Instant};
 fn hundred_swaps_under_load_lose_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("forwarding_table.bin");
-    let a = support::vip_table(
-        "00000000000000000000000000000001",
-        &["198.51.100.1", "198.51.100.2", "198.51.100.3"],
-    );
-    let b = support::vip_table(
-        "00000000000000000000000000000002",
-        &["203.0.113.1", "203.0.113.2", "203.0.113.3"],
-    );
+    let (a, b) = support::vip_table_generations();
     support::publish(&path, &a);
     let (table_a, table_b) =
         (LoadedTable::from_bytes(a.clone()).expect("a"), LoadedTable::from_bytes(b.clone()).expect("b"));

@@ -86,6 +86,15 @@ impl Drop for Lab {
 /// The VIP of the streaming tests' table.
 pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
 
+/// Two generations of the VIP table for reload tests: every backend (and the hash key) differs,
+/// so each delivered frame says which generation forwarded it.
+pub fn vip_table_generations() -> (Vec<u8>, Vec<u8>) {
+    (
+        vip_table("00000000000000000000000000000001", &["198.51.100.1", "198.51.100.2", "198.51.100.3"]),
+        vip_table("00000000000000000000000000000002", &["203.0.113.1", "203.0.113.2", "203.0.113.3"]),
+    )
+}
+
 /// A one-table binary with a UDP bind on [`VIP`] port 53 and `backends`, rows from `seed`.
 pub fn vip_table(seed: &str, backends: &[&str]) -> Vec<u8> {
     let backends: Vec<String> =
