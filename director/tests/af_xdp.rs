@@ -226,6 +226,52 @@ fn transmit_recycles_frames_through_the_completion_ring() {
     assert_eq!(seqs, (0..total).collect::<Vec<_>>(), "every frame, in order");
 }
 
+/// Forwarding in place: frames the handler marks leave from their own UMEM frame, unchanged and
+/// in order; the others are released. More frames than the UMEM holds, so the forwarded RX
+/// frames must come back to the fill ring through the completion ring.
+#[test]
+fn forwarding_in_place_sends_marked_frames_and_recycles_them() {
+    require_root!();
+    let lab = Lab::new("xd", 1);
+    let mut port = open(&lab, 0);
+    let peer = lab.peer_socket();
+    let total = 2 * FRAMES + 100;
+    let sent: Vec<Vec<u8>> =
+        (0..total).map(|i| frame(DIRECTOR_MAC, PEER_MAC, i, 40_000, length(i))).collect();
+    let mut burst = Burst::new();
+    let (mut seen, mut transmitted, mut refused) = (0, 0, 0);
+    let mut mark_even = |frames: &mut [glb_director::pipeline::Frame<'_>], transmit: &mut [bool; 32]| {
+        for (frame, marked) in frames.iter().zip(transmit.iter_mut()) {
+            *marked = seq(frame.data()).is_some_and(|s| s % 2 == 0);
+        }
+        Ok(())
+    };
+    for chunk in sent.chunks(32) {
+        for f in chunk {
+            peer.send(f);
+        }
+        let deadline = Instant::now() + WAIT;
+        let before = seen;
+        while seen - before < chunk.len() && Instant::now() < deadline {
+            let forwarded = port.rx_forward(&mut burst, &mut mark_even).expect("rx_forward");
+            seen += forwarded.received;
+            transmitted += forwarded.transmitted;
+            refused += forwarded.refused;
+        }
+        assert_eq!(seen - before, chunk.len(), "frames received after {before} (RX frames not recycled?)");
+        port.flush().expect("flush");
+    }
+    assert_eq!((transmitted, refused), (u64::from(total.div_ceil(2)), 0), "marked frames queued");
+    let even: Vec<Vec<u8>> = sent.iter().step_by(2).cloned().collect();
+    assert_same(&collect(&peer, even.len()), &even);
+    let stats = port.statistics().expect("statistics");
+    assert_eq!(
+        (stats.rx_dropped, stats.rx_fill_ring_empty_descs.unwrap_or(0), stats.tx_invalid_descs),
+        (0, 0, 0),
+        "no frame lost for want of fill frames, every descriptor valid: {stats:?}"
+    );
+}
+
 #[test]
 fn two_queues_share_one_program_and_unserved_queues_pass_to_the_kernel() {
     require_root!();

@@ -1,10 +1,15 @@
 //! Batch packet I/O: the one interface every backend implements and the worker loop drives.
 //!
-//! A worker owns one [`PacketIo`] per port (and the kernel-path device). Receiving fills the
-//! worker's [`Burst`]: up to [`BURST_SIZE`] buffers, each frame written [`HEADROOM`] bytes into its
-//! buffer so the pipeline can encapsulate in place. Transmitting copies a frame into the
-//! backend's TX queue; [`PacketIo::flush`] pushes queued frames to the wire (the worker calls it
-//! once its receive queue is drained or after a few full bursts, `runtime::worker`).
+//! A worker owns one [`PacketIo`] per port (and the kernel-path device). The port's frames go
+//! through [`PacketIo::rx_forward`]: the backend receives a burst, lends the frames to the
+//! worker's handler (the pipeline, which encapsulates in place in the headroom before each
+//! frame) and transmits the ones the handler marks. By default a backend receives into the
+//! worker's [`Burst`] (up to [`BURST_SIZE`] buffers, each frame [`HEADROOM`] bytes in) and
+//! transmits copies; a backend whose receive buffers can be sent as they are (AF_XDP: the UMEM
+//! frame goes from the RX ring to the TX ring) lends those instead and copies nothing.
+//! [`PacketIo::tx`] queues a copy of any other frame (kernel path, frames the host sends);
+//! [`PacketIo::flush`] pushes queued frames to the wire (the worker calls it once its receive
+//! queue is drained or after a few full bursts, `runtime::worker`).
 //!
 //! Backends: [`memory`] (tests, benches), AF_PACKET, AF_XDP and DPDK (cargo feature `dpdk`) —
 //! the I/O backends are the only modules of this crate allowed `unsafe`, each block with a
@@ -157,6 +162,23 @@ impl Burst {
     }
 }
 
+/// What [`PacketIo::rx_forward`] did with one burst.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarded {
+    /// Frames received (and lent to the handler).
+    pub received: usize,
+    /// Frames the handler marked that were queued for transmission.
+    pub transmitted: u64,
+    /// Frames the handler marked that the full TX queue refused (TX drops).
+    pub refused: u64,
+}
+
+/// The worker's part of [`PacketIo::rx_forward`]: gets the received frames (rewritable in
+/// place, headroom before each) and sets `transmit[i]` for each frame `i` to send back out of
+/// the same port. Frames it does not mark are released when it returns, so it copies out any it
+/// sends elsewhere.
+pub type BurstHandler<'h> = dyn FnMut(&mut [Frame<'_>], &mut [bool; BURST_SIZE]) -> Result<(), IoError> + 'h;
+
 /// One port (or the kernel-path device) as a worker sees it.
 pub trait PacketIo: Send {
     /// Receives up to a burst of frames into `burst` (after clearing it); returns how many.
@@ -178,6 +200,32 @@ pub trait PacketIo: Send {
     /// # Errors
     /// The device failed in a way that stops the worker.
     fn flush(&mut self) -> Result<usize, IoError>;
+
+    /// Receives up to a burst, lets `handle` process it in place and queues the frames it marks
+    /// for transmission on this port; never blocks. The default receives into `burst` with
+    /// [`Self::rx_burst`] and queues copies with [`Self::tx`]; backends that can transmit a
+    /// receive buffer itself override it.
+    ///
+    /// # Errors
+    /// The device failed in a way that stops the worker, or `handle` failed.
+    fn rx_forward(&mut self, burst: &mut Burst, handle: &mut BurstHandler<'_>) -> Result<Forwarded, IoError> {
+        let received = self.rx_burst(burst)?;
+        let mut forwarded = Forwarded { received, ..Forwarded::default() };
+        if received == 0 {
+            return Ok(forwarded);
+        }
+        let mut transmit = [false; BURST_SIZE];
+        let mut frames = burst.frame_array();
+        handle(&mut frames[..received], &mut transmit)?;
+        for (frame, _) in frames[..received].iter().zip(transmit).filter(|&(_, marked)| marked) {
+            if self.tx(frame.data())? {
+                forwarded.transmitted += 1;
+            } else {
+                forwarded.refused += 1;
+            }
+        }
+        Ok(forwarded)
+    }
 }
 
 impl<T: PacketIo + ?Sized> PacketIo for Box<T> {
@@ -191,5 +239,9 @@ impl<T: PacketIo + ?Sized> PacketIo for Box<T> {
 
     fn flush(&mut self) -> Result<usize, IoError> {
         (**self).flush()
+    }
+
+    fn rx_forward(&mut self, burst: &mut Burst, handle: &mut BurstHandler<'_>) -> Result<Forwarded, IoError> {
+        (**self).rx_forward(burst, handle)
     }
 }

@@ -17,7 +17,7 @@
 
 use super::stats::WorkerStats;
 use super::table::{SeenGeneration, TableHandle};
-use crate::io::{BURST_SIZE, Burst, IoError, PacketIo};
+use crate::io::{BURST_SIZE, Burst, Forwarded, IoError, PacketIo};
 use crate::pipeline::{Counters, Pipeline, Verdict};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,9 +79,8 @@ impl<P: PacketIo, K: PacketIo> Worker<P, K> {
                 self.stats.generation.store(generation, Ordering::Relaxed);
                 self.seen.store(generation);
             }
-            let received = self.port.rx_burst(&mut burst)?;
-            if received > 0 {
-                self.forward_burst(&table.table, &mut burst)?;
+            let forwarded = self.forward_burst(&table.table, &mut burst)?;
+            if forwarded.received > 0 {
                 unflushed += 1;
             }
             let from_kernel = match &mut self.kernel {
@@ -93,11 +92,11 @@ impl<P: PacketIo, K: PacketIo> Worker<P, K> {
                 unflushed += 1;
             }
             drop(table);
-            if unflushed > 0 && (!burst.is_full() || unflushed >= FLUSH_BURSTS) {
+            if unflushed > 0 && (forwarded.received < BURST_SIZE || unflushed >= FLUSH_BURSTS) {
                 self.flush()?;
                 unflushed = 0;
             }
-            if received == 0 && from_kernel == 0 {
+            if forwarded.received == 0 && from_kernel == 0 {
                 if let Idle::Sleep(pause) = self.idle {
                     std::thread::sleep(pause);
                 } else {
@@ -108,40 +107,46 @@ impl<P: PacketIo, K: PacketIo> Worker<P, K> {
         self.flush()
     }
 
+    /// Receives a burst from the port and runs the pipeline over it where the backend received
+    /// it: Forward goes back out of the port (in place where the backend can), Kernel is copied
+    /// to the kernel path, Drop is only counted.
     fn forward_burst(
         &mut self,
         table: &forwarding_table::LoadedTable,
         burst: &mut Burst,
-    ) -> Result<(), IoError> {
-        let mut counters = Counters::default();
-        let mut verdicts = [Verdict::Kernel; BURST_SIZE];
-        let count = burst.len();
-        let mut frames = burst.frame_array();
-        // The whole burst at once, as the pipeline bench measures it (the table file is viewed
-        // once per burst).
-        self.pipeline.process_burst(table, &mut frames[..count], &mut verdicts, &mut counters);
-        let (mut transmitted, mut tx_dropped) = (0, 0);
-        for (frame, verdict) in frames[..count].iter().zip(verdicts) {
-            let sent = match verdict {
-                Verdict::Forward => {
-                    let sent = self.port.tx(frame.data())?;
-                    transmitted += u64::from(sent);
-                    sent
+    ) -> Result<Forwarded, IoError> {
+        let Self { port, kernel, pipeline, stats, .. } = self;
+        let mut kernel_refused = 0;
+        let forwarded = port.rx_forward(burst, &mut |frames, transmit| {
+            let mut counters = Counters::default();
+            let mut verdicts = [Verdict::Kernel; BURST_SIZE];
+            // The whole burst at once, as the pipeline bench measures it (the table file is
+            // viewed once per burst).
+            pipeline.process_burst(table, frames, &mut verdicts, &mut counters);
+            for ((frame, verdict), marked) in frames.iter().zip(verdicts).zip(transmit.iter_mut()) {
+                match verdict {
+                    Verdict::Forward => *marked = true,
+                    Verdict::Kernel => {
+                        let sent = match kernel {
+                            Some(kernel) => kernel.tx(frame.data())?,
+                            None => false,
+                        };
+                        kernel_refused += u64::from(!sent);
+                    }
+                    Verdict::Drop(_) => {}
                 }
-                Verdict::Kernel => match &mut self.kernel {
-                    Some(kernel) => kernel.tx(frame.data())?,
-                    None => false,
-                },
-                Verdict::Drop(_) => true,
-            };
-            tx_dropped += u64::from(!sent);
+            }
+            stats.add_pipeline(&counters);
+            Ok(())
+        })?;
+        if forwarded.transmitted > 0 {
+            stats.transmitted.fetch_add(forwarded.transmitted, Ordering::Relaxed);
         }
-        self.stats.add_pipeline(&counters);
-        self.stats.transmitted.fetch_add(transmitted, Ordering::Relaxed);
+        let tx_dropped = forwarded.refused + kernel_refused;
         if tx_dropped > 0 {
-            self.stats.tx_dropped.fetch_add(tx_dropped, Ordering::Relaxed);
+            stats.tx_dropped.fetch_add(tx_dropped, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(forwarded)
     }
 
     fn forward_from_kernel(&mut self, burst: &mut Burst) -> Result<(), IoError> {

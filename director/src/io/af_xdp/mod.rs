@@ -7,26 +7,36 @@
 //!                    │ socket for q in the map            │ no socket for q
 //!                    ▼                                    ▼
 //!  RX ring ◀── kernel copies into a UMEM frame       kernel stack (XDP_PASS)
-//!     │ rx_burst: copy to the Burst (at HEADROOM), frame straight back on the fill ring
-//!  TX ring ◀── tx: copy into a free TX frame; flush: sendto(MSG_DONTWAIT) kick, then the
-//!              completion ring gives the frames back to the free list
+//!     │ rx_forward: the pipeline encapsulates in the UMEM frame's headroom
+//!     ├─▶ Forward: the same UMEM frame onto the TX ring (no copy) ─┐
+//!     └─▶ anything else: frame straight back on the fill ring     │
+//!  TX ring ◀── tx (kernel path, host frames): copy into a free TX frame
+//!     │ flush: sendto(MSG_DONTWAIT) kick
+//!  completion ring ──▶ RX frames back to the fill ring, TX frames to the free list
 //! ```
 //!
 //! Each socket has its own UMEM of [`FRAMES`] × [`FRAME_SIZE`] bytes (transparent huge pages
 //! when the kernel allows, fewer TLB misses for both sides): the first [`RX_FRAMES`] are RX
-//! frames, which live on the fill ring, the RX ring or in the kernel (the fill ring holds all of
-//! them, so refilling never fails); the other [`TX_FRAMES`] are TX frames, on the free list, the
-//! TX ring or the completion ring (again each ring holds all of them). The RX side is the larger:
-//! its ring is what absorbs a burst while the worker is busy or preempted (8192 frames: 8 ms at
-//! 1 Mpps), while a TX frame comes back as soon as the kick that sent it returns.
+//! frames, which live on the fill ring, the RX ring, in the kernel, or — forwarded in place — on
+//! the TX and completion rings (the fill ring holds all of them, so refilling never fails); the
+//! other [`TX_FRAMES`] are TX frames for copies, on the free list, the TX ring or the completion
+//! ring. The TX ring is shared by both kinds: when it is full a flush makes room, and a frame
+//! that still finds no room is a TX drop. The RX side is the larger: its ring is what absorbs a
+//! burst while the worker is busy or preempted (8192 frames: 8 ms at 1 Mpps), while a frame on
+//! the TX ring comes back as soon as the kick that sent it returns.
+//!
+//! Forwarding in place is what DPDK's `net_af_xdp` does with testpmd, and what the line-rate
+//! harness compares us with: a copy per frame costs a read of the whole frame (written by the
+//! kernel on another core) and a write of a second frame the kernel then reads again.
 //!
 //! All sockets of one interface share one program and one XSKMAP ([`prog::Attachment`] behind an
 //! `Arc`, made by the first [`AfXdp::open`]); the program is attached with `BPF_LINK_CREATE`,
 //! so it is detached when the last socket of the interface is dropped or the process exits.
 //!
-//! Limits: copy mode only (veth and most drivers' zero-copy need more work than a copy per frame
-//! saves here: the pipeline copies into its burst anyway); a received frame is at most
-//! [`FRAME_SIZE`] − 256 bytes (the kernel's XDP headroom), so no jumbo frames.
+//! Limits: the socket is bound in `XDP_COPY` mode (the kernel copies between the device and the
+//! UMEM; veth has no zero-copy mode and drivers' zero-copy modes need per-driver testing we
+//! cannot do here); a received frame is at most [`FRAME_SIZE`] − 256 bytes (the kernel's XDP
+//! headroom), so no jumbo frames.
 #![allow(
     unsafe_code,
     reason = "AF_XDP shares rings and UMEM with the kernel through mmap and loads BPF through a raw \
@@ -39,7 +49,8 @@ mod umem;
 
 pub use prog::XdpMode;
 
-use super::{BURST_SIZE, Burst, IoError, PacketIo};
+use super::{BURST_SIZE, Burst, BurstHandler, Forwarded, IoError, PacketIo};
+use crate::pipeline::Frame;
 use prog::Attachment;
 use ring::{Mapping, Ring, Role};
 use rustix::net::xdp::{SocketAddrXdp, SocketAddrXdpFlags, XdpMmapOffsets, XdpRingOffset, XdpStatistics};
@@ -62,6 +73,7 @@ const MAX_KICKS: u32 = TX_FRAMES / 32 + 2;
 
 /// `struct xdp_desc` (RX and TX rings).
 type Desc = libc::xdp_desc;
+const EMPTY_DESC: Desc = Desc { addr: 0, len: 0, options: 0 };
 
 // mmap offsets of the rings in the socket (include/uapi/linux/if_xdp.h).
 const XDP_PGOFF_RX_RING: u64 = 0;
@@ -200,15 +212,87 @@ impl AfXdp {
             .map_err(|e| IoError::os(format!("af_xdp: {}: XDP_STATISTICS", self.interface), e.into()))
     }
 
-    /// Moves completed TX frames back to the free list.
+    /// Gives completed TX frames back: RX frames forwarded in place to the fill ring, TX frames
+    /// to the free list.
     fn reap_completions(&mut self) {
-        let mut any = false;
+        let (mut any, mut refilled) = (false, false);
+        let rx_end = self.umem.frame(RX_FRAMES);
         while let Some(addr) = self.completion.pop() {
-            self.free_tx.push(self.umem.frame_start(addr));
+            let frame = self.umem.frame_start(addr);
+            if frame < rx_end {
+                self.recycle(frame);
+                refilled = true;
+            } else {
+                self.free_tx.push(frame);
+            }
             any = true;
         }
         if any {
             self.completion.release();
+        }
+        if refilled {
+            self.fill.submit();
+        }
+    }
+
+    /// Puts `desc` on the TX ring, flushing once if the ring is full; false when it stays full.
+    fn post_tx(&mut self, desc: Desc) -> Result<bool, IoError> {
+        if self.tx.push(desc) {
+            return Ok(true);
+        }
+        self.flush()?;
+        Ok(self.tx.push(desc))
+    }
+
+    /// Re-posts parked RX frames, then takes up to a burst of received descriptors, starting to
+    /// load each frame's first cache line: the kernel just wrote them from another core, and the
+    /// work that follows then waits for all those transfers at once instead of one after
+    /// another. Returns how many were taken and whether any ring index moved.
+    fn take_rx(&mut self, descs: &mut [Desc; BURST_SIZE]) -> (usize, bool) {
+        let mut moved = false;
+        while let Some(&frame) = self.unfilled.last() {
+            if !self.fill.push(frame) {
+                break;
+            }
+            self.unfilled.pop();
+            moved = true;
+        }
+        let mut count = 0;
+        while count < BURST_SIZE {
+            let Some(desc) = self.rx.pop() else { break };
+            self.umem.prefetch(desc.addr);
+            descs[count] = desc;
+            count += 1;
+        }
+        (count, moved || count > 0)
+    }
+
+    /// Gives an RX frame back to the kernel: on the fill ring, or parked until the kernel has
+    /// consumed fill entries (never lost; the parking space was reserved at open).
+    fn recycle(&mut self, frame: u64) {
+        if !self.fill.push(frame) {
+            self.unfilled.push(frame);
+        }
+    }
+
+    /// Publishes what [`Self::take_rx`] and [`Self::recycle`] did; when nothing moved, wakes a
+    /// driver that waits for a syscall to take the fill ring's frames.
+    fn finish_rx(&mut self, moved: bool) -> Result<(), IoError> {
+        if moved {
+            self.rx.release();
+            self.fill.submit();
+            return Ok(());
+        }
+        if !self.fill.needs_wakeup() {
+            return Ok(());
+        }
+        match rustix::net::recv(&self.socket, &mut [0u8; 0][..], RecvFlags::DONTWAIT) {
+            Ok(_) => Ok(()),
+            Err(e) if transient(e) => Ok(()),
+            Err(e) => Err(IoError::os(
+                format!("af_xdp: {} queue {}: RX wakeup", self.interface, self.queue),
+                e.into(),
+            )),
         }
     }
 
@@ -327,27 +411,9 @@ const _: () =
 impl PacketIo for AfXdp {
     fn rx_burst(&mut self, burst: &mut Burst) -> Result<usize, IoError> {
         burst.clear();
-        let mut taken = 0;
-        while let Some(&frame) = self.unfilled.last() {
-            if !self.fill.push(frame) {
-                break;
-            }
-            self.unfilled.pop();
-            taken += 1;
-        }
-        // Take the burst's descriptors first and start loading every frame's first cache line:
-        // the kernel just wrote them from another core, and the copies below then wait for all
-        // those transfers at once instead of one after another.
-        let mut descs = [Desc { addr: 0, len: 0, options: 0 }; BURST_SIZE];
-        let mut count = 0;
-        while count < BURST_SIZE {
-            let Some(desc) = self.rx.pop() else { break };
-            self.umem.prefetch(desc.addr);
-            descs[count] = desc;
-            count += 1;
-        }
+        let mut descs = [EMPTY_DESC; BURST_SIZE];
+        let (count, moved) = self.take_rx(&mut descs);
         for desc in &descs[..count] {
-            taken += 1;
             if let Some(slot) = burst.next_slot() {
                 let len = (desc.len as usize).min(slot.len());
                 // SAFETY: the frame came off the RX ring and goes back on the fill ring only
@@ -356,29 +422,64 @@ impl PacketIo for AfXdp {
                     burst.commit(desc.len as usize);
                 }
             }
-            let frame = self.umem.frame_start(desc.addr);
-            if !self.fill.push(frame) {
-                // Never lose an RX frame: park it until the kernel has consumed fill entries.
-                self.unfilled.push(frame);
-            }
+            self.recycle(self.umem.frame_start(desc.addr));
         }
-        if taken > 0 {
-            self.rx.release();
-            self.fill.submit();
-        } else if self.fill.needs_wakeup() {
-            // The driver waits for a syscall to take the fill ring's frames.
-            match rustix::net::recv(&self.socket, &mut [0u8; 0][..], RecvFlags::DONTWAIT) {
-                Ok(_) => {}
-                Err(e) if transient(e) => {}
-                Err(e) => {
-                    return Err(IoError::os(
-                        format!("af_xdp: {} queue {}: RX wakeup", self.interface, self.queue),
-                        e.into(),
-                    ));
-                }
-            }
-        }
+        self.finish_rx(moved)?;
         Ok(burst.len())
+    }
+
+    /// In place: the handler rewrites each frame in its UMEM frame (the kernel leaves 256 bytes
+    /// of headroom, more than any tunnel needs), and a marked frame goes on the TX ring as it
+    /// is; the completion ring then returns it to the fill ring (`reap_completions`).
+    fn rx_forward(
+        &mut self,
+        _burst: &mut Burst,
+        handle: &mut BurstHandler<'_>,
+    ) -> Result<Forwarded, IoError> {
+        let mut descs = [EMPTY_DESC; BURST_SIZE];
+        let (count, moved) = self.take_rx(&mut descs);
+        let mut forwarded = Forwarded { received: count, ..Forwarded::default() };
+        if count == 0 {
+            self.finish_rx(moved)?;
+            return Ok(forwarded);
+        }
+        let mut transmit = [false; BURST_SIZE];
+        // Where each frame lies in its UMEM frame after the handler: (offset, length).
+        let mut placed = [(0usize, 0usize); BURST_SIZE];
+        let handled = {
+            let umem = &self.umem;
+            let mut frames: [Frame<'_>; BURST_SIZE] = std::array::from_fn(|i| {
+                let desc = descs[..count].get(i)?;
+                // SAFETY: the frame came off the RX ring and goes back to the kernel (fill or
+                // TX ring) only below, after `frames` is dropped; the kernel hands out each
+                // frame posted on the fill ring once, so the frames of one burst are distinct
+                // and each of these slices is the only reference into its frame.
+                let (buf, offset) = unsafe { umem.frame_mut(desc.addr) }?;
+                Some(Frame::new(buf, offset, desc.len as usize))
+            })
+            .map(|frame| frame.unwrap_or_else(|| Frame::new(&mut [], 0, 0)));
+            let handled = handle(&mut frames[..count], &mut transmit);
+            for (place, frame) in placed.iter_mut().zip(&frames[..count]) {
+                *place = (frame.start(), frame.len());
+            }
+            handled
+        };
+        for ((desc, (offset, len)), marked) in descs[..count].iter().zip(placed).zip(transmit) {
+            let frame = self.umem.frame_start(desc.addr);
+            if marked && len > 0 {
+                let out =
+                    Desc { addr: frame + offset as u64, len: u32::try_from(len).unwrap_or(0), options: 0 };
+                if self.post_tx(out)? {
+                    forwarded.transmitted += 1;
+                    continue;
+                }
+                forwarded.refused += 1;
+            }
+            self.recycle(frame);
+        }
+        self.finish_rx(true)?;
+        handled?;
+        Ok(forwarded)
     }
 
     fn tx(&mut self, frame: &[u8]) -> Result<bool, IoError> {
@@ -398,9 +499,12 @@ impl PacketIo for AfXdp {
         let copied = unsafe { self.umem.write(addr, frame) };
         debug_assert!(copied, "frame length checked against the frame size");
         let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
-        let posted = self.tx.push(Desc { addr, len, options: 0 });
-        debug_assert!(posted, "the TX ring holds every TX frame");
-        Ok(true)
+        if self.post_tx(Desc { addr, len, options: 0 })? {
+            Ok(true)
+        } else {
+            self.free_tx.push(addr);
+            Ok(false)
+        }
     }
 
     fn flush(&mut self) -> Result<usize, IoError> {

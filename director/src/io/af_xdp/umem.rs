@@ -101,6 +101,31 @@ impl Umem {
         true
     }
 
+    /// The whole frame holding `addr`, writable, and `addr`'s offset in it; `None` when `addr`
+    /// is outside the UMEM. Lets the pipeline rewrite a received frame where the kernel put it.
+    ///
+    /// # Safety
+    /// The frame must belong to the process now (taken from the RX ring, not yet given back on
+    /// the fill or TX ring), and no other reference into it may exist while the slice lives.
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "the UMEM is shared with the kernel: which frames are writable is decided by the \
+                  rings, not by a Rust borrow; the caller states it"
+    )]
+    pub(super) unsafe fn frame_mut(&self, addr: u64) -> Option<(&mut [u8], usize)> {
+        if !in_one_frame(addr, 0, self.frame_size, self.frames) {
+            return None;
+        }
+        let start = usize::try_from(self.frame_start(addr)).unwrap_or(usize::MAX);
+        let offset = usize::try_from(addr).unwrap_or(usize::MAX) - start;
+        // SAFETY: the frame `start..start + frame_size` is inside the mapping (checked above);
+        // the caller guarantees the kernel does not touch it and nothing else borrows it.
+        let frame = unsafe {
+            std::slice::from_raw_parts_mut(self.mapping.ptr().as_ptr().add(start), self.frame_size as usize)
+        };
+        Some((frame, offset))
+    }
+
     /// Copies `src` to UMEM address `addr`; false (nothing copied) when it does not fit in one
     /// frame.
     ///
@@ -150,5 +175,16 @@ mod tests {
         assert_eq!(back, frame);
         // SAFETY: as above.
         assert!(!unsafe { umem.write(6144 + 2000, &frame) }, "does not fit the frame");
+        // SAFETY: as above, and no other reference into frame 3 exists.
+        let (whole, offset) = unsafe { umem.frame_mut(6144 + 256) }.expect("inside the UMEM");
+        assert_eq!((whole.len(), offset), (2048, 256));
+        assert_eq!(whole[256..356], frame, "the frame as written");
+        whole[255] = 7;
+        // SAFETY: as above (`whole` is no longer used).
+        assert!(unsafe { umem.frame_mut(4 * 2048) }.is_none(), "past the last frame");
+        let mut before = [0u8; 1];
+        // SAFETY: as above.
+        assert!(unsafe { umem.read(6144 + 255, &mut before) });
+        assert_eq!(before, [7], "written through the frame");
     }
 }
