@@ -1,7 +1,8 @@
 //! The DPDK backend (cargo feature `dpdk`) against real DPDK with virtual devices and no NIC:
 //!
-//! - `net_pcap`: frames read from a capture through a DPDK port and transmitted back out must
-//!   equal the input byte for byte (a reflector), and the real pipeline run over a DPDK port
+//! - `net_pcap`: frames read from a capture through a DPDK port and transmitted back out from
+//!   their own mbufs must equal the input byte for byte (a reflector), a chained jumbo frame is
+//!   copied whole, and the real pipeline run over a DPDK port
 //!   must transmit exactly what `glb-director --pcap-in` writes for the same capture.
 //! - `net_af_packet` on a veth pair between two network namespaces the test creates (root only):
 //!   frames the peer's kernel sends arrive, and frames the port transmits reach the peer's socket.
@@ -15,8 +16,8 @@
 use forwarding_table::LoadedTable;
 use glb_director::config::DirectorConfig;
 use glb_director::io::dpdk::{Dpdk, DpdkQueue, PortConfig};
-use glb_director::io::{Burst, MAX_FRAME, PacketIo};
-use glb_director::pipeline::{Pipeline, Verdict};
+use glb_director::io::{BURST_SIZE, Burst, Forwarded, HEADROOM, MAX_FRAME, PacketIo};
+use glb_director::pipeline::{Frame, Pipeline, Verdict};
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use std::io::{BufRead, BufReader};
@@ -85,6 +86,33 @@ fn receive(queue: &mut DpdkQueue, count: usize, mut each: impl FnMut(&mut DpdkQu
         each(queue, &mut burst);
     }
     received
+}
+
+/// Like [`receive`] through `rx_forward` (frames lent in place): `handle` sees each burst and
+/// marks the frames to transmit back out; the forwarding totals.
+fn forward(
+    queue: &mut DpdkQueue,
+    count: usize,
+    mut handle: impl FnMut(&mut [Frame<'_>], &mut [bool; BURST_SIZE]),
+) -> Forwarded {
+    let mut burst = Burst::new();
+    let mut total = Forwarded::default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while total.received < count && Instant::now() < deadline {
+        let got = queue
+            .rx_forward(&mut burst, &mut |frames, transmit| {
+                handle(frames, transmit);
+                Ok(())
+            })
+            .expect("rx_forward");
+        if got.received == 0 {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        total.received += got.received;
+        total.transmitted += got.transmitted;
+        total.refused += got.refused;
+    }
+    total
 }
 
 /// Flushes until the device took every queued frame (or 5 s passed).
@@ -172,17 +200,23 @@ fn pcap_vdev() {
     assert!(Dpdk::init(&args).is_err(), "the EAL starts once per process");
     assert_eq!(eal.port_count(), 3);
 
-    // 1. Reflector: every frame received is transmitted unchanged (jumbo-sized mbufs).
+    // 1. Reflector: every frame received is transmitted unchanged, from its own mbuf
+    //    (jumbo-sized mbufs: each frame is one segment, lent in place with its headroom).
     let port = eal.port_id("net_pcap0").expect("net_pcap0");
     let jumbo_mbufs = PortConfig { mbufs: 1023, data_room: 9216 + 128, ..PortConfig::default() };
     let mut queue = eal.port_with(port, 1, &jumbo_mbufs).expect("port").pop().expect("one queue");
     assert!(eal.port_with(port, 1, &jumbo_mbufs).is_err(), "a port is set up once at a time");
-    let received = receive(&mut queue, frames.len(), |queue, burst| {
-        for frame in burst.frames() {
-            assert!(queue.tx(frame.data()).expect("tx"), "the TX queue takes the frame");
+    let mut lent = Vec::new();
+    let forwarded = forward(&mut queue, frames.len(), |burst, transmit| {
+        for (frame, marked) in burst.iter().zip(transmit.iter_mut()) {
+            lent.push((frame.start(), frame.data().to_vec()));
+            *marked = true;
         }
     });
-    assert_eq!(received, frames.len(), "every frame of the input capture");
+    assert_eq!(forwarded.received, frames.len(), "every frame of the input capture");
+    assert_eq!((forwarded.transmitted, forwarded.refused), (frames.len() as u64, 0), "all queued in place");
+    assert!(lent.iter().all(|(start, _)| *start >= HEADROOM), "headroom before every frame");
+    assert!(lent.iter().map(|(_, f)| f).eq(&frames), "lent frames are the received ones");
     drain(&mut queue);
     let stats = eal.stats(port).expect("stats");
     assert_eq!((stats.rx_packets, stats.tx_packets), (frames.len() as u64, frames.len() as u64), "{stats:?}");
@@ -234,16 +268,19 @@ fn pcap_vdev() {
         assert!(out == want, "forwarded frame {i} differs from glb-director --pcap-in");
     }
 
-    // 3. Default 2 KiB mbufs: a jumbo frame arrives in a chain of mbufs and is copied whole;
-    //    transmitting it is refused (one mbuf per frame), and counted.
+    // 3. Default 2 KiB mbufs: a jumbo frame arrives in a chain of mbufs, cannot be lent in
+    //    place and is copied whole; transmitting it is refused (one mbuf per frame), and counted.
     let port = eal.port_id("net_pcap2").expect("net_pcap2");
     let mut queue = eal.port(port, 1).expect("port").pop().expect("one queue");
     let mut got = Vec::new();
-    receive(&mut queue, 1, |_, burst| got.extend(burst.frames().map(|f| f.data().to_vec())));
+    let chained = forward(&mut queue, 1, |burst, transmit| {
+        got.extend(burst.iter().map(|f| f.data().to_vec()));
+        transmit.fill(true);
+    });
     assert_eq!(got.len(), 1, "the jumbo frame arrives");
     assert!(got[0] == jumbo, "the jumbo frame is copied whole ({} of {} bytes)", got[0].len(), jumbo.len());
     assert!(jumbo.len() <= MAX_FRAME);
-    assert!(!queue.tx(&jumbo).expect("tx"), "too long for one 2 KiB mbuf");
+    assert_eq!((chained.transmitted, chained.refused), (0, 1), "too long for one 2 KiB mbuf");
     assert_eq!(queue.tx_refused(), 1);
     drop(queue);
     drop(eal); // the last handle: rte_eal_cleanup

@@ -4,9 +4,16 @@
 //! ```text
 //! Dpdk::init(eal_args)            rte_eal_init, once per process        → DpdkEal
 //! DpdkEal::port(port_id, queues)  configure, RSS, one mempool per queue → Vec<DpdkQueue>
-//! DpdkQueue: PacketIo             rx_burst copies mbufs into the Burst; tx copies a frame into a
-//!                                 fresh mbuf; flush hands queued mbufs to rte_eth_tx_burst
+//! DpdkQueue: PacketIo             rx_forward: the pipeline rewrites each received mbuf in place
+//!                                 (128 bytes of headroom) and forwarded mbufs are queued as they
+//!                                 are; tx copies any other frame into a fresh mbuf; flush hands
+//!                                 queued mbufs to rte_eth_tx_burst
 //! ```
+//!
+//! In place is how DPDK applications forward (and, with `net_af_xdp`, lets the driver put the
+//! mbuf's UMEM frame straight on the AF_XDP TX ring). An mbuf that cannot be rewritten in place
+//! (chained, indirect or shared, or with less headroom than a tunnel needs) is copied into the
+//! worker's burst buffer instead and its copy transmitted.
 //!
 //! The EAL arguments are passed through unchanged (`io.dpdk_eal_args`, without a program name),
 //! e.g. `["-l", "0", "--no-huge", "-m", "512", "--no-pci", "--vdev=net_af_packet0,iface=eth1"]`.
@@ -24,7 +31,8 @@
 //! cleans up the EAL.
 #![allow(unsafe_code, reason = "FFI to DPDK through shim.c; every unsafe block states its invariant")]
 
-use super::{BURST_SIZE, Burst, IoError, PacketIo};
+use super::{BURST_SIZE, Burst, BurstHandler, Forwarded, HEADROOM, IoError, PacketIo};
+use crate::pipeline::Frame;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::ffi::{CStr, CString, c_char, c_int};
@@ -92,6 +100,14 @@ mod ffi {
         pub fn glbd_port_stats(port_id: u16, out: *mut Stats) -> c_int;
         pub fn glbd_rx_burst(port_id: u16, queue: u16, pkts: *mut *mut RteMbuf, n: u16) -> u16;
         pub fn glbd_mbuf_copy(m: *const RteMbuf, dst: *mut u8, cap: u32) -> u32;
+        pub fn glbd_mbuf_buffer(
+            m: *mut RteMbuf,
+            buf: *mut *mut u8,
+            size: *mut u16,
+            off: *mut u16,
+            len: *mut u16,
+        ) -> c_int;
+        pub fn glbd_mbuf_place(m: *mut RteMbuf, off: u16, len: u16);
         pub fn glbd_mbuf_free_bulk(pkts: *mut *mut RteMbuf, n: c_uint);
         pub fn glbd_mbuf_from(pool: *mut RteMempool, data: *const u8, len: u32) -> *mut RteMbuf;
         pub fn glbd_tx_burst(port_id: u16, queue: u16, pkts: *mut *mut RteMbuf, n: u16) -> u16;
@@ -521,24 +537,51 @@ impl DpdkQueue {
         self.tx_refused += 1;
         false
     }
-}
 
-impl PacketIo for DpdkQueue {
-    fn rx_burst(&mut self, burst: &mut Burst) -> Result<usize, IoError> {
+    /// Queues an owned mbuf for transmission (flushing when a burst is queued); false when the
+    /// queue stays full, the mbuf then still the caller's.
+    fn queue_mbuf(&mut self, mbuf: *mut ffi::RteMbuf) -> Result<bool, IoError> {
+        if self.pending.len() >= TX_QUEUE {
+            self.flush()?;
+            if self.pending.len() >= TX_QUEUE {
+                return Ok(self.refuse());
+            }
+        }
+        self.pending.push(mbuf);
+        // Hand over full bursts at once, as DPDK applications do; the worker's flush sends the
+        // rest.
+        if self.pending.len() >= BURST_SIZE {
+            self.flush()?;
+        }
+        Ok(true)
+    }
+
+    /// Polls the RX queue into `self.rx`; how many mbufs it returned.
+    fn poll_rx(&mut self) -> usize {
         register_thread(&self._port.eal);
-        burst.clear();
         // SAFETY: the port is started (self._port keeps it so) and only this DpdkQueue polls this
         // RX queue; self.rx has room for RX_BURST pointers.
         let received =
             unsafe { ffi::glbd_rx_burst(self.port_id, self.queue, self.rx.as_mut_ptr(), RX_BURST) };
-        let received = usize::from(received);
+        usize::from(received).min(BURST_SIZE)
+    }
+}
+
+/// Where a received frame lies while the handler works on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// In its mbuf's buffer.
+    InPlace,
+    /// Copied into the burst buffer (the mbuf cannot be rewritten in place).
+    Copied,
+}
+
+impl PacketIo for DpdkQueue {
+    fn rx_burst(&mut self, burst: &mut Burst) -> Result<usize, IoError> {
+        burst.clear();
+        let received = self.poll_rx();
         for &mbuf in &self.rx[..received] {
-            let Some(slot) = burst.next_slot() else { break };
-            let cap = u32::try_from(slot.len()).unwrap_or(u32::MAX);
-            // SAFETY: mbuf is a valid received mbuf we own until the free below; slot is
-            // writable for cap bytes and the shim writes at most cap.
-            let len = unsafe { ffi::glbd_mbuf_copy(mbuf, slot.as_mut_ptr(), cap) };
-            burst.commit(usize::try_from(len).unwrap_or(usize::MAX));
+            copy_into(mbuf, burst);
         }
         // `received` ≤ RX_BURST, so it fits a c_uint.
         let count = u32::try_from(received).unwrap_or(0);
@@ -565,13 +608,89 @@ impl PacketIo for DpdkQueue {
         if mbuf.is_null() {
             return Ok(self.refuse());
         }
-        self.pending.push(mbuf);
-        // Hand over full bursts at once, as DPDK applications do; the worker's flush sends the
-        // rest.
-        if self.pending.len() >= BURST_SIZE {
-            self.flush()?;
+        let queued = self.queue_mbuf(mbuf)?;
+        debug_assert!(queued, "room was made above");
+        Ok(queued)
+    }
+
+    fn rx_forward(&mut self, burst: &mut Burst, handle: &mut BurstHandler<'_>) -> Result<Forwarded, IoError> {
+        let received = self.poll_rx();
+        let mut forwarded = Forwarded { received, ..Forwarded::default() };
+        if received == 0 {
+            return Ok(forwarded);
         }
-        Ok(true)
+        burst.clear();
+        let mut held = [Held::InPlace; BURST_SIZE];
+        let mut views = [None; BURST_SIZE];
+        for ((&mbuf, view), held) in self.rx[..received].iter().zip(&mut views).zip(&mut held) {
+            *view = buffer_of(mbuf);
+            if view.is_none() {
+                *held = Held::Copied;
+                copy_into(mbuf, burst);
+            }
+        }
+        let mut transmit = [false; BURST_SIZE];
+        // Where each in-place frame lies after the handler: (offset, length).
+        let mut placed = [(0u16, 0u16); BURST_SIZE];
+        let handled = {
+            let mut copies = burst.frame_array().into_iter();
+            let mut frames: [Frame<'_>; BURST_SIZE] =
+                std::array::from_fn(|i| match views.get(i).copied().flatten() {
+                    // SAFETY: the mbuf was received just above and is ours until it is queued or
+                    // freed below, after `frames` is dropped; `buffer_of` checked that it is direct,
+                    // unshared and one segment, so `buf..buf + size` is its data buffer and nothing
+                    // else refers to it; the mbufs of one burst are distinct.
+                    Some(view) => unsafe { view.frame() },
+                    None => copies.next().unwrap_or_else(|| Frame::new(&mut [], 0, 0)),
+                });
+            let handled = handle(&mut frames[..received], &mut transmit);
+            for ((place, frame), held) in placed.iter_mut().zip(&frames[..received]).zip(held) {
+                if held == Held::InPlace {
+                    // Inside a buffer of at most u16::MAX bytes.
+                    *place =
+                        (u16::try_from(frame.start()).unwrap_or(0), u16::try_from(frame.len()).unwrap_or(0));
+                }
+            }
+            handled
+        };
+        let mut copies = burst.frames();
+        let mut to_free = [std::ptr::null_mut(); BURST_SIZE];
+        let mut freed = 0;
+        for i in 0..received {
+            let mbuf = self.rx[i];
+            let copy = if held[i] == Held::Copied { copies.next() } else { None };
+            if transmit[i] {
+                let sent = match &copy {
+                    Some(copy) => self.tx(copy.data())?,
+                    None if placed[i].1 > 0 => {
+                        // SAFETY: the handler is done with the buffer; the frame lies at
+                        // `placed[i]` inside it (a Frame never leaves its buffer).
+                        unsafe { ffi::glbd_mbuf_place(mbuf, placed[i].0, placed[i].1) };
+                        let queued = self.queue_mbuf(mbuf)?;
+                        if queued {
+                            forwarded.transmitted += 1;
+                            continue; // the device owns it now
+                        }
+                        false
+                    }
+                    None => self.refuse(),
+                };
+                if copy.is_some() && sent {
+                    forwarded.transmitted += 1;
+                } else if !sent {
+                    forwarded.refused += 1;
+                }
+            }
+            to_free[freed] = mbuf;
+            freed += 1;
+        }
+        // `freed` ≤ BURST_SIZE, so it fits a c_uint.
+        let count = u32::try_from(freed).unwrap_or(0);
+        // SAFETY: the first `freed` entries are received mbufs we still own (not queued), not
+        // used after this call.
+        unsafe { ffi::glbd_mbuf_free_bulk(to_free.as_mut_ptr(), count) };
+        handled?;
+        Ok(forwarded)
     }
 
     fn flush(&mut self) -> Result<usize, IoError> {
@@ -589,6 +708,50 @@ impl PacketIo for DpdkQueue {
         self.pending.drain(..sent);
         Ok(sent)
     }
+}
+
+/// The data buffer of an mbuf that can be rewritten in place.
+#[derive(Debug, Clone, Copy)]
+struct MbufView {
+    buf: NonNull<u8>,
+    size: u16,
+    off: u16,
+    len: u16,
+}
+
+impl MbufView {
+    /// The frame over the whole buffer.
+    ///
+    /// # Safety
+    /// The mbuf must be ours for `'a` and nothing else may refer to its buffer meanwhile.
+    unsafe fn frame<'a>(self) -> Frame<'a> {
+        // SAFETY: the caller's promise; `buffer_of` read `buf` and `size` from the mbuf.
+        let buf = unsafe { std::slice::from_raw_parts_mut(self.buf.as_ptr(), usize::from(self.size)) };
+        Frame::new(buf, usize::from(self.off), usize::from(self.len))
+    }
+}
+
+/// The buffer of `mbuf` when it can be rewritten in place with room for any tunnel before the
+/// frame.
+fn buffer_of(mbuf: *mut ffi::RteMbuf) -> Option<MbufView> {
+    let (mut buf, mut size, mut off, mut len) = (std::ptr::null_mut(), 0, 0, 0);
+    // SAFETY: `mbuf` is a received mbuf we own; the shim only reads it and writes the four
+    // out-parameters, which are live locals.
+    let ret = unsafe { ffi::glbd_mbuf_buffer(mbuf, &raw mut buf, &raw mut size, &raw mut off, &raw mut len) };
+    (ret == 0 && usize::from(off) >= HEADROOM)
+        .then_some(())
+        .and_then(|()| NonNull::new(buf))
+        .map(|buf| MbufView { buf, size, off, len })
+}
+
+/// Copies the frame of `mbuf` (every segment) into the next slot of `burst`.
+fn copy_into(mbuf: *mut ffi::RteMbuf, burst: &mut Burst) {
+    let Some(slot) = burst.next_slot() else { return };
+    let cap = u32::try_from(slot.len()).unwrap_or(u32::MAX);
+    // SAFETY: mbuf is a valid received mbuf we own; slot is writable for cap bytes and the shim
+    // writes at most cap.
+    let len = unsafe { ffi::glbd_mbuf_copy(mbuf, slot.as_mut_ptr(), cap) };
+    burst.commit(usize::try_from(len).unwrap_or(usize::MAX));
 }
 
 impl Drop for DpdkQueue {

@@ -181,6 +181,28 @@ uint16_t glbd_rx_burst(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts,
 	return rte_eth_rx_burst(port_id, queue, pkts, n);
 }
 
+/* The data buffer of a received mbuf that may be rewritten in place (direct, not shared, one
+ * segment): its start and size, and the frame's offset and length in it. -1 for any other mbuf. */
+int glbd_mbuf_buffer(struct rte_mbuf *m, uint8_t **buf, uint16_t *size, uint16_t *off, uint16_t *len)
+{
+	if (m->nb_segs != 1 || !RTE_MBUF_DIRECT(m) || rte_mbuf_refcnt_read(m) != 1 ||
+	    (uint32_t)m->data_off + m->data_len > m->buf_len)
+		return -1;
+	*buf = m->buf_addr;
+	*size = m->buf_len;
+	*off = m->data_off;
+	*len = m->data_len;
+	return 0;
+}
+
+/* Records where the rewritten frame now lies in the mbuf's buffer (off + len <= buf_len). */
+void glbd_mbuf_place(struct rte_mbuf *m, uint16_t off, uint16_t len)
+{
+	m->data_off = off;
+	m->data_len = len;
+	m->pkt_len = len;
+}
+
 /* Copies up to `cap` bytes of the frame (all segments) to `dst`; returns the bytes copied. */
 uint32_t glbd_mbuf_copy(const struct rte_mbuf *m, uint8_t *dst, uint32_t cap)
 {
