@@ -42,7 +42,7 @@ use xdp::{Counter, Then};
 
 /// Our director against its ceilings (XDP_DROP, XDP_TX) and dpdk-testpmd, on a veth pair.
 ///
-/// Needs root (namespaces, veth, BPF). Takes about 5 minutes (`--quick`: under a minute); the
+/// Needs root (namespaces, veth, BPF). Takes about 9 minutes (`--quick`: under a minute); the
 /// machine should be otherwise idle. Writes results.md, results.json and results.svg to --out.
 #[derive(Debug, Parser)]
 #[command(name = "line-rate", version)]
@@ -52,7 +52,8 @@ struct Cli {
     /// One round of short trials: under a minute (a smoke test of the whole harness).
     #[arg(long)]
     quick: bool,
-    /// Rounds: every contestant once per round, order rotated [default: 3; --quick: 1].
+    /// Rounds: every contestant once per round, order rotated [default: 5; --quick: 1]. Rates on a
+    /// shared machine move between rounds; the median of five is steadier than of three.
     #[arg(long)]
     rounds: Option<usize>,
     /// Length of one trial in milliseconds [default: 500; --quick: 150].
@@ -156,7 +157,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let settings = Settings {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         quick: cli.quick,
-        rounds: cli.rounds.unwrap_or(if cli.quick { 1 } else { 3 }).max(1),
+        rounds: cli.rounds.unwrap_or(if cli.quick { 1 } else { 5 }).max(1),
         trial_seconds: cli.trial_ms.unwrap_or(if cli.quick { 150 } else { 500 }) as f64 / 1e3,
         search_steps: cli.steps.unwrap_or(if cli.quick { 4 } else { 7 }),
         max_loss: search::MAX_LOSS,
