@@ -42,7 +42,7 @@ use xdp::{Counter, Then};
 
 /// Our director against its ceilings (XDP_DROP, XDP_TX) and dpdk-testpmd, on a veth pair.
 ///
-/// Needs root (namespaces, veth, BPF). Takes about 9 minutes (`--quick`: under a minute); the
+/// Needs root (namespaces, veth, BPF). Takes about 6 minutes (`--quick`: under a minute); the
 /// machine should be otherwise idle. Writes results.md, results.json and results.svg to --out.
 #[derive(Debug, Parser)]
 #[command(name = "line-rate", version)]
