@@ -133,3 +133,40 @@ fn wait_until(mut done: impl FnMut() -> bool, what: &str) {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// One change often arrives as several reload requests (the healthcheck's reload command signals,
+/// the directory watch sees the rename): a file identical to the table in force is counted and
+/// not published again; a different one is.
+#[test]
+fn an_unchanged_file_is_not_published_again() {
+    use glb_director::runtime::{Control, ControlStats};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("forwarding_table.bin");
+    let (a, b) = support::vip_table_generations();
+    support::publish(&path, &a);
+    let control = Control {
+        tables: Arc::new(TableHandle::new(LoadedTable::from_bytes(a.clone()).expect("a"))),
+        table_path: path.clone(),
+        reload_requested: Arc::new(AtomicBool::new(false)),
+        stop: Arc::new(AtomicBool::new(false)),
+        workers: Vec::new(),
+        stats: Arc::new(ControlStats::default()),
+    };
+    let counts = |c: &Control| {
+        (
+            c.stats.reloads.load(Ordering::Relaxed),
+            c.stats.reloads_unchanged.load(Ordering::Relaxed),
+            c.stats.reload_failures.load(Ordering::Relaxed),
+        )
+    };
+    assert_eq!(control.reload(), Ok(1), "the start-up table rewritten: still generation 1");
+    assert_eq!(counts(&control), (0, 1, 0));
+    support::publish(&path, &b);
+    assert_eq!(control.reload(), Ok(2), "a different table is published");
+    assert_eq!(control.reload(), Ok(2), "the same request again");
+    assert_eq!(counts(&control), (1, 2, 0));
+    support::publish(&path, &a);
+    assert_eq!(control.reload(), Ok(3), "back to the first table: a change again");
+    assert_eq!(control.tables.current().table.bytes(), a.as_slice());
+    assert_eq!(counts(&control), (2, 2, 0));
+}

@@ -4,7 +4,11 @@
 //!
 //! A reload reads the whole file, validates it completely (`LoadedTable::from_bytes`) and only
 //! then publishes it with one atomic store. A file that fails is logged and counted, and the
-//! workers keep the table they have (decisions.md §5; GLB exits instead).
+//! workers keep the table they have (decisions.md §5; GLB exits instead). A file identical to
+//! the table in force is not published again: one change usually arrives as several requests
+//! (glb-healthcheck's reload command signals, and the directory watch sees the rename), and a
+//! new generation would make every worker switch and the old table wait for retirement for
+//! nothing.
 
 use super::stats::{StatsSnapshot, WorkerStats};
 use super::table::{SeenGeneration, TableHandle};
@@ -24,6 +28,8 @@ pub struct ControlStats {
     pub reloads: AtomicU64,
     /// Reload attempts whose file failed to read or validate.
     pub reload_failures: AtomicU64,
+    /// Reload requests whose file was byte for byte the table in force (nothing published).
+    pub reloads_unchanged: AtomicU64,
 }
 
 /// What a worker shares with the control thread.
@@ -57,17 +63,30 @@ pub struct Control {
 }
 
 impl Control {
-    /// Loads and publishes the table file now.
+    /// Loads and publishes the table file now; a file identical to the table in force is only
+    /// counted. Returns the generation in force afterwards.
     ///
     /// # Errors
     /// The file cannot be read or fails validation; the table in force stays.
     pub fn reload(&self) -> Result<u64, String> {
-        let result = std::fs::read(&self.table_path)
-            .map_err(|e| format!("cannot read {}: {e}", self.table_path.display()))
-            .and_then(|bytes| {
-                LoadedTable::from_bytes(bytes)
-                    .map_err(|e| format!("{} is invalid: {e}", self.table_path.display()))
-            });
+        let bytes = std::fs::read(&self.table_path)
+            .map_err(|e| format!("cannot read {}: {e}", self.table_path.display()));
+        if let Ok(bytes) = &bytes {
+            let current = self.tables.current();
+            if current.table.bytes() == bytes.as_slice() {
+                self.stats.reloads_unchanged.fetch_add(1, Ordering::Relaxed);
+                log::info!(
+                    "forwarding table unchanged (digest {}), keeping generation {}",
+                    current.digest,
+                    current.number
+                );
+                return Ok(current.number);
+            }
+        }
+        let result = bytes.and_then(|bytes| {
+            LoadedTable::from_bytes(bytes)
+                .map_err(|e| format!("{} is invalid: {e}", self.table_path.display()))
+        });
         match result {
             Ok(table) => {
                 let number = self.tables.publish(table);

@@ -132,6 +132,12 @@ pub fn prometheus(workers: &[WorkerLink], control: &ControlStats, tables: &Table
             "Reloads rejected (unreadable or invalid file); the previous table stayed",
             control.reload_failures.load(Ordering::Relaxed),
         ),
+        (
+            "glb_director_table_reloads_unchanged_total",
+            "counter",
+            "Reload requests whose file was the table in force; nothing published",
+            control.reloads_unchanged.load(Ordering::Relaxed),
+        ),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}.\n# TYPE {name} {kind}\n{name} {value}");
     }
