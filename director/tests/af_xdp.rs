@@ -14,7 +14,6 @@ use support::{DIRECTOR_MAC, Lab, PEER_MAC, PacketSocket, WAIT, in_netns, ip};
 
 use glb_director::io::af_xdp::{AfXdp, FRAME_SIZE, FRAMES, XdpMode};
 use glb_director::io::{Burst, PacketIo};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const MARKER: &[u8; 8] = b"GLBXDPT\0";
@@ -336,70 +335,6 @@ fn two_queues_share_one_program_and_unserved_queues_pass_to_the_kernel() {
     drop(q0);
     let link = director_link(&lab);
     assert!(!has_xdp(&link), "detached with the last socket:\n{link}");
-}
-
-/// Rate on this machine, not a check: the peer's own AF_XDP socket (CPU 1) transmits 60-byte
-/// frames for 3 s; the director's socket (CPU 0) receives them and transmits each back, as a
-/// worker forwarding everything would (`RATE_RX_ONLY=1`: receive only). Run with
-/// `cargo test --release -p glb-director --test af_xdp -- --ignored --nocapture rate`.
-/// On veth both directions are copies through the kernel on the same two CPUs, so this bounds
-/// the backend's own cost from above, not a NIC's rate.
-#[test]
-fn rate() {
-    require_root!();
-    let lab = Lab::new("xd", 1);
-    let mut director = open(&lab, 0);
-    let mut generator = in_netns(&lab.peer_ns, || AfXdp::open(&lab.peer_if, 0)).expect("generator socket");
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let run = Duration::from_secs(3);
-    let pin = |core: usize| {
-        core_affinity::set_for_current(core_affinity::CoreId { id: core });
-    };
-    let (generated, (received, forwarded)) = std::thread::scope(|scope| {
-        let generating = scope.spawn(|| {
-            pin(1);
-            let frames: Vec<Vec<u8>> =
-                (0..64).map(|i| frame(DIRECTOR_MAC, PEER_MAC, i, port(i), 60)).collect();
-            let (mut sent, mut burst) = (0u64, Burst::new());
-            while !stop.load(Ordering::Relaxed) {
-                for f in &frames[..32] {
-                    sent += u64::from(generator.tx(f).expect("tx"));
-                }
-                generator.flush().expect("flush");
-                generator.rx_burst(&mut burst).expect("rx_burst"); // drain the reflected frames
-            }
-            sent
-        });
-        pin(0);
-        let (mut received, mut forwarded, mut burst) = (0u64, 0u64, Burst::new());
-        let start = Instant::now();
-        let mut last_flush = Instant::now();
-        while start.elapsed() < run {
-            let n = director.rx_burst(&mut burst).expect("rx_burst");
-            received += n as u64;
-            for f in burst.frames() {
-                if std::env::var_os("RATE_RX_ONLY").is_none() {
-                    forwarded += u64::from(director.tx(f.data()).expect("tx"));
-                }
-            }
-            if last_flush.elapsed() >= Duration::from_micros(100) || n == 32 {
-                director.flush().expect("flush");
-                last_flush = Instant::now();
-            }
-        }
-        stop.store(true, Ordering::Relaxed);
-        (generating.join().expect("generator"), (received, forwarded))
-    });
-    let secs = run.as_secs_f64();
-    #[expect(clippy::cast_precision_loss, reason = "a printed rate")]
-    let mpps = |n: u64| n as f64 / secs / 1e6;
-    eprintln!(
-        "generated {:.3} Mpps, director received {:.3} Mpps, forwarded {:.3} Mpps; director stats {:?}",
-        mpps(generated),
-        mpps(received),
-        mpps(forwarded),
-        director.statistics().expect("statistics")
-    );
 }
 
 /// A device without native XDP (the loopback device of a fresh namespace): the program falls

@@ -396,7 +396,6 @@ fn af_packet_veth() {
     match std::env::var(ROLE).as_deref() {
         Ok("dpdk") => return dpdk_side(),
         Ok("peer") => return peer_side(),
-        Ok("rate") => return rate_side(),
         _ => {}
     }
     if !is_root() {
@@ -530,53 +529,4 @@ fn peer_side() {
     let count = heard.iter().filter(|h| **h).count();
     println!("PEER received {count}/{VETH_FRAMES} frames the DPDK port transmitted");
     assert_eq!(count, VETH_FRAMES, "every transmitted frame reaches the peer");
-}
-
-/// Backend overhead, no kernel: 64-byte frames through a `net_ring` loopback port (TX into a
-/// ring, RX out of it), copied in by `tx` and out by `rx_burst`. Run it alone, optimised:
-/// `cargo test --release -p glb-director --features dpdk --test dpdk -- --ignored --nocapture rate`
-#[test]
-fn rate_net_ring() {
-    let exe = std::env::current_exe().expect("test binary");
-    let status = Command::new(exe)
-        .args(["af_packet_veth", "--exact", "--nocapture", "--test-threads=1"])
-        .env(ROLE, "rate")
-        .status()
-        .expect("spawn the measurement");
-    assert!(status.success());
-}
-
-fn rate_side() {
-    let eal = Dpdk::init(&eal_args("glbd-rate", &["net_ring0".to_owned()])).expect("EAL starts");
-    let port = eal.port_id("net_ring0").expect("net_ring0");
-    let mut queue = eal.port(port, 1).expect("port").pop().expect("one queue");
-    let measure = |queue: &mut DpdkQueue, thread: &str| {
-        let frame = udp_frame(PEER_MAC, DPDK_MAC, DPDK_IP, PEER_IP, (DPDK_PORT, PEER_PORT), &[0x5a; 18]);
-        assert_eq!(frame.len(), 60);
-        let mut burst = Burst::new();
-        let (mut sent, mut received) = (0u64, 0u64);
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(3) {
-            for _ in 0..glb_director::io::BURST_SIZE {
-                sent += u64::from(queue.tx(&frame).expect("tx"));
-            }
-            queue.flush().expect("flush");
-            received += queue.rx_burst(&mut burst).expect("rx") as u64;
-        }
-        let secs = started.elapsed().as_secs_f64();
-        println!(
-            "net_ring loopback, 60-byte frames, {thread}: {:.2} Mpps transmitted and received ({sent} / {received} in {secs:.2} s)",
-            sent as f64 / secs / 1e6,
-        );
-    };
-    measure(&mut queue, "EAL main thread");
-    let queue = std::thread::spawn(move || {
-        measure(&mut queue, "a worker thread");
-        queue
-    })
-    .join()
-    .expect("worker");
-    drop(queue);
-    drop(eal);
-    remove_runtime_dir("glbd-rate");
 }
