@@ -25,6 +25,9 @@ pub enum Counter {
     ForwardedToSelf,
     /// Datagrams forwarded to the next hop.
     ForwardedToAlternate,
+    /// Non-TCP inner packets (UDP, ICMP), taken locally without a lookup (GLB counts them in
+    /// `total_packets` only).
+    AcceptedStateless,
     /// Dropped, by reason.
     Dropped(DropReason),
     /// Socket lookups that got neither an answer nor "no such socket" (treated as not found).
@@ -39,7 +42,7 @@ pub enum Counter {
 
 impl Counter {
     /// All counters.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::Total,
         Self::AcceptedSyn,
         Self::AcceptedLastResort,
@@ -47,6 +50,7 @@ impl Counter {
         Self::AcceptedSynCookie,
         Self::ForwardedToSelf,
         Self::ForwardedToAlternate,
+        Self::AcceptedStateless,
         Self::Dropped(DropReason::Truncated),
         Self::Dropped(DropReason::NoPrivateData),
         Self::Dropped(DropReason::HopCountMismatch),
@@ -70,16 +74,17 @@ impl Counter {
             Self::AcceptedSynCookie => 4,
             Self::ForwardedToSelf => 5,
             Self::ForwardedToAlternate => 6,
-            Self::Dropped(DropReason::Truncated) => 7,
-            Self::Dropped(DropReason::NoPrivateData) => 8,
-            Self::Dropped(DropReason::HopCountMismatch) => 9,
-            Self::Dropped(DropReason::InnerProtocol) => 10,
-            Self::Dropped(DropReason::InnerMalformed) => 11,
-            Self::Dropped(DropReason::InnerUnsupported) => 12,
-            Self::LookupErrors => 13,
-            Self::SynCookieCheckErrors => 14,
-            Self::TunWriteErrors => 15,
-            Self::ForwardErrors => 16,
+            Self::AcceptedStateless => 7,
+            Self::Dropped(DropReason::Truncated) => 8,
+            Self::Dropped(DropReason::NoPrivateData) => 9,
+            Self::Dropped(DropReason::HopCountMismatch) => 10,
+            Self::Dropped(DropReason::InnerProtocol) => 11,
+            Self::Dropped(DropReason::InnerMalformed) => 12,
+            Self::Dropped(DropReason::InnerUnsupported) => 13,
+            Self::LookupErrors => 14,
+            Self::SynCookieCheckErrors => 15,
+            Self::TunWriteErrors => 16,
+            Self::ForwardErrors => 17,
         }
     }
 
@@ -106,6 +111,7 @@ impl Counter {
             Self::AcceptedSynCookie => "accepted_syn_cookie_packets",
             Self::ForwardedToSelf => "forwarded_to_self_packets",
             Self::ForwardedToAlternate => "forwarded_to_alternate_packets",
+            Self::AcceptedStateless => "accepted_stateless_packets",
             Self::Dropped(DropReason::Truncated) => "dropped_truncated_packets",
             Self::Dropped(DropReason::NoPrivateData) => "dropped_no_private_data_packets",
             Self::Dropped(DropReason::HopCountMismatch) => "dropped_hop_count_mismatch_packets",
@@ -130,6 +136,7 @@ impl Counter {
             Self::AcceptedSynCookie => "ACKs carrying a valid SYN cookie, taken locally",
             Self::ForwardedToSelf => "Unknown flows whose next hop is this host, taken locally",
             Self::ForwardedToAlternate => "Unknown flows forwarded to the next hop",
+            Self::AcceptedStateless => "Non-TCP inner packets (UDP, ICMP) taken locally without a lookup",
             Self::Dropped(DropReason::Truncated) => "Dropped: shorter than the GUE header and private data",
             Self::Dropped(DropReason::NoPrivateData) => "Dropped: GUE hlen 0 (no GLB private data)",
             Self::Dropped(DropReason::HopCountMismatch) => "Dropped: GUE hlen is not hop count + 1",

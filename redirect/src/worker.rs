@@ -129,9 +129,7 @@ impl Worker {
                     Stage::Done
                 }
                 Ok(FirstPass::Deliver(at, counter)) => {
-                    if let Some(counter) = counter {
-                        counts[counter.index()] += 1;
-                    }
+                    counts[counter.index()] += 1;
                     Stage::Deliver(at)
                 }
                 Ok(FirstPass::Lookup(flow)) => {
@@ -257,8 +255,8 @@ impl Worker {
 /// What the first pass found for a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FirstPass {
-    /// Deliver the inner packet at this offset; count this, if anything (SYN).
-    Deliver(usize, Option<Counter>),
+    /// Deliver the inner packet at this offset and count it here (SYN, or no lookup needed).
+    Deliver(usize, Counter),
     /// A TCP segment the socket lookup decides.
     Lookup(Flow),
 }
@@ -270,10 +268,8 @@ fn first_pass(truncated: bool, datagram: &[u8]) -> Result<FirstPass, DropReason>
     }
     let gue = Gue::parse(datagram)?;
     Ok(match packet::classify(gue.family(), gue.inner())? {
-        Inner::Stateless => FirstPass::Deliver(gue.inner_offset(), None),
-        Inner::Tcp(flow) if flow.is_syn() => {
-            FirstPass::Deliver(gue.inner_offset(), Some(Counter::AcceptedSyn))
-        }
+        Inner::Stateless => FirstPass::Deliver(gue.inner_offset(), Counter::AcceptedStateless),
+        Inner::Tcp(flow) if flow.is_syn() => FirstPass::Deliver(gue.inner_offset(), Counter::AcceptedSyn),
         Inner::Tcp(flow) => FirstPass::Lookup(flow),
     })
 }

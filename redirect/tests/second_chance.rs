@@ -65,7 +65,7 @@ fn echo_is_answered_directly() {
                 .then_some(())
             });
             assert!(replied.is_some(), "{}: no direct echo reply from proxy {proxy}", family.name);
-            lab.expect_counters(proxy, &before, &[("total_packets", 1)]);
+            lab.expect_counters(proxy, &before, &[("total_packets", 1), ("accepted_stateless_packets", 1)]);
         }
     }
 }
