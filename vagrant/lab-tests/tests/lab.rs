@@ -160,7 +160,7 @@ fn requests_stick_to_proxies_and_survive_drain_and_proxy_failure() {
 fn connections_survive_a_director_crash() {
     testkit::require_root!();
     let _serial = serial();
-    let lab = Lab::up('b');
+    let lab = Lab::up_twice_at_once('b');
     assert_eq!(lab.router_nexthops(support::VIP4), 2);
 
     // 50 long-lived connections over the 7 addresses; which went through director1 is read from

@@ -92,17 +92,51 @@ pub struct Lab {
 impl Lab {
     /// `vagrant/lab up` under a prefix unique to this process and `tag`.
     pub fn up(tag: char) -> Self {
-        let prefix = format!("gl{tag}{}-", std::process::id() % 100_000);
-        let dir = std::env::temp_dir().join(format!("{prefix}lab"));
-        let lab = Self { prefix, dir, down: false };
+        let lab = Self::named(tag);
         let started = Instant::now();
         lab.run(&["up"]);
         eprintln!("lab {} up in {:.1} s", lab.prefix, started.elapsed().as_secs_f64());
         lab
     }
 
+    /// As [`Self::up`], with a second `vagrant/lab up` started while the first runs: it must
+    /// wait for the first (one lab, built once) and then find the lab up.
+    pub fn up_twice_at_once(tag: char) -> Self {
+        let lab = Self::named(tag);
+        bin_dir(); // built before the race, not by whichever `up` gets there first
+        let second = std::thread::scope(|scope| {
+            let first = scope.spawn(|| lab.run_logged(&["up"]));
+            std::thread::sleep(Duration::from_millis(300));
+            let second = lab.run_logged(&["up"]);
+            first.join().expect("first up");
+            second
+        });
+        assert!(
+            second.contains("waiting for another vagrant/lab command") && second.contains("already up"),
+            "the second up should wait, then find the lab up:\n{second}"
+        );
+        lab
+    }
+
+    fn named(tag: char) -> Self {
+        let prefix = format!("gl{tag}{}-", std::process::id() % 100_000);
+        let dir = std::env::temp_dir().join(format!("{prefix}lab"));
+        Self { prefix, dir, down: false }
+    }
+
+    /// Runs `vagrant/lab ARGS` as [`Self::run`] does; returns its notes (stderr) too.
+    fn run_logged(&self, args: &[&str]) -> String {
+        let (stdout, stderr) = self.output(args);
+        stdout + &stderr
+    }
+
     /// Runs `vagrant/lab ARGS`; panics with its output unless it succeeds.
     pub fn run(&self, args: &[&str]) -> String {
+        self.output(args).0
+    }
+
+    /// `vagrant/lab ARGS`' stdout and stderr; panics with them unless it succeeds.
+    fn output(&self, args: &[&str]) -> (String, String) {
         let out = Command::new(lab_script())
             .args(args)
             .env("GLB_LAB_PREFIX", &self.prefix)
@@ -112,7 +146,7 @@ impl Lab {
             .expect("run vagrant/lab");
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "vagrant/lab {args:?} failed ({}):\n{stdout}\n{stderr}", out.status);
-        stdout.into_owned()
+        (stdout.into_owned(), stderr.into_owned())
     }
 
     pub fn ns(&self, node: &str) -> String {
@@ -223,6 +257,8 @@ impl Lab {
         let links = String::from_utf8_lossy(&links.stdout);
         assert!(!links.contains(&self.prefix), "interfaces left in the root namespace:\n{links}");
         assert!(!self.dir.exists(), "{} is left", self.dir.display());
+        let lock = self.dir.with_extension("lock");
+        assert!(!lock.exists(), "{} is left", lock.display());
         let alive: Vec<u32> = pids.into_iter().filter(|&p| running(p)).collect();
         assert!(alive.is_empty(), "processes left: {alive:?}");
     }
