@@ -538,14 +538,19 @@ impl DpdkQueue {
         false
     }
 
+    /// Whether the TX queue has room for one more frame, flushing once if it is full.
+    fn make_room(&mut self) -> Result<bool, IoError> {
+        if self.pending.len() >= TX_QUEUE {
+            self.flush()?;
+        }
+        Ok(self.pending.len() < TX_QUEUE)
+    }
+
     /// Queues an owned mbuf for transmission (flushing when a burst is queued); false when the
     /// queue stays full, the mbuf then still the caller's.
     fn queue_mbuf(&mut self, mbuf: *mut ffi::RteMbuf) -> Result<bool, IoError> {
-        if self.pending.len() >= TX_QUEUE {
-            self.flush()?;
-            if self.pending.len() >= TX_QUEUE {
-                return Ok(self.refuse());
-            }
+        if !self.make_room()? {
+            return Ok(self.refuse());
         }
         self.pending.push(mbuf);
         // Hand over full bursts at once, as DPDK applications do; the worker's flush sends the
@@ -567,15 +572,6 @@ impl DpdkQueue {
     }
 }
 
-/// Where a received frame lies while the handler works on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Held {
-    /// In its mbuf's buffer.
-    InPlace,
-    /// Copied into the burst buffer (the mbuf cannot be rewritten in place).
-    Copied,
-}
-
 impl PacketIo for DpdkQueue {
     fn rx_burst(&mut self, burst: &mut Burst) -> Result<usize, IoError> {
         burst.clear();
@@ -592,14 +588,8 @@ impl PacketIo for DpdkQueue {
     }
 
     fn tx(&mut self, frame: &[u8]) -> Result<bool, IoError> {
-        if frame.len() > self.max_tx_len {
+        if frame.len() > self.max_tx_len || !self.make_room()? {
             return Ok(self.refuse());
-        }
-        if self.pending.len() >= TX_QUEUE {
-            self.flush()?;
-            if self.pending.len() >= TX_QUEUE {
-                return Ok(self.refuse());
-            }
         }
         let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
         // SAFETY: the pool belongs to the live port; frame is readable for len bytes, which the
@@ -620,12 +610,11 @@ impl PacketIo for DpdkQueue {
             return Ok(forwarded);
         }
         burst.clear();
-        let mut held = [Held::InPlace; BURST_SIZE];
+        // An mbuf that cannot be lent in place (`None`) is copied into the burst buffer.
         let mut views = [None; BURST_SIZE];
-        for ((&mbuf, view), held) in self.rx[..received].iter().zip(&mut views).zip(&mut held) {
+        for (&mbuf, view) in self.rx[..received].iter().zip(&mut views) {
             *view = buffer_of(mbuf);
             if view.is_none() {
-                *held = Held::Copied;
                 copy_into(mbuf, burst);
             }
         }
@@ -634,22 +623,18 @@ impl PacketIo for DpdkQueue {
         let mut placed = [(0u16, 0u16); BURST_SIZE];
         let handled = {
             let mut copies = burst.frame_array().into_iter();
-            let mut frames: [Frame<'_>; BURST_SIZE] =
-                std::array::from_fn(|i| match views.get(i).copied().flatten() {
-                    // SAFETY: the mbuf was received just above and is ours until it is queued or
-                    // freed below, after `frames` is dropped; `buffer_of` checked that it is direct,
-                    // unshared and one segment, so `buf..buf + size` is its data buffer and nothing
-                    // else refers to it; the mbufs of one burst are distinct.
-                    Some(view) => unsafe { view.frame() },
-                    None => copies.next().unwrap_or_else(|| Frame::new(&mut [], 0, 0)),
-                });
+            let mut frames: [Frame<'_>; BURST_SIZE] = std::array::from_fn(|i| match views[i] {
+                // SAFETY: the mbuf was received just above and is ours until it is queued or
+                // freed below, after `frames` is dropped; `buffer_of` checked that it is direct,
+                // unshared and one segment, so `buf..buf + size` is its data buffer and nothing
+                // else refers to it; the mbufs of one burst are distinct.
+                Some(view) => unsafe { view.frame() },
+                None => copies.next().unwrap_or_else(|| Frame::new(&mut [], 0, 0)),
+            });
             let handled = handle(&mut frames[..received], &mut transmit);
-            for ((place, frame), held) in placed.iter_mut().zip(&frames[..received]).zip(held) {
-                if held == Held::InPlace {
-                    // Inside a buffer of at most u16::MAX bytes.
-                    *place =
-                        (u16::try_from(frame.start()).unwrap_or(0), u16::try_from(frame.len()).unwrap_or(0));
-                }
+            for (place, frame) in placed.iter_mut().zip(&frames[..received]) {
+                // Inside a buffer of at most u16::MAX bytes (copies: not used).
+                *place = (u16::try_from(frame.start()).unwrap_or(0), u16::try_from(frame.len()).unwrap_or(0));
             }
             handled
         };
@@ -658,16 +643,17 @@ impl PacketIo for DpdkQueue {
         let mut freed = 0;
         for i in 0..received {
             let mbuf = self.rx[i];
-            let copy = if held[i] == Held::Copied { copies.next() } else { None };
+            // Taken for every copied frame, marked or not, to stay in step with `views`.
+            let copy = if views[i].is_none() { copies.next() } else { None };
             if transmit[i] {
-                let sent = match &copy {
+                let (offset, len) = placed[i];
+                let sent = match copy {
                     Some(copy) => self.tx(copy.data())?,
-                    None if placed[i].1 > 0 => {
+                    None if len > 0 => {
                         // SAFETY: the handler is done with the buffer; the frame lies at
                         // `placed[i]` inside it (a Frame never leaves its buffer).
-                        unsafe { ffi::glbd_mbuf_place(mbuf, placed[i].0, placed[i].1) };
-                        let queued = self.queue_mbuf(mbuf)?;
-                        if queued {
+                        unsafe { ffi::glbd_mbuf_place(mbuf, offset, len) };
+                        if self.queue_mbuf(mbuf)? {
                             forwarded.transmitted += 1;
                             continue; // the device owns it now
                         }
@@ -675,9 +661,9 @@ impl PacketIo for DpdkQueue {
                     }
                     None => self.refuse(),
                 };
-                if copy.is_some() && sent {
+                if sent {
                     forwarded.transmitted += 1;
-                } else if !sent {
+                } else {
                     forwarded.refused += 1;
                 }
             }
